@@ -1,0 +1,197 @@
+"""Builds the running service from configuration. Wiring only: no behaviour lives here."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from turnout.config import Config
+from turnout.delivery.manager import DeliveryManager
+from turnout.destinations import registry
+from turnout.ingest.accept import Ingestor, Limits
+from turnout.ingest.routes import build_tracking_app
+from turnout.log.base import EventLog
+from turnout.log.sqlite import SQLiteLog
+from turnout.metrics import REGISTRY
+from turnout.store.models import Connection, Source
+from turnout.store.secrets import SecretBox, load_or_create_key
+from turnout.store.sqlite import Store
+from turnout.tap import Tap
+from turnout.web.api import build_api
+from turnout.web.dashboard import build_dashboard
+
+log = logging.getLogger("turnout")
+
+DEFAULT_SOURCE = "default"
+
+
+@dataclass
+class FirstStart:
+    """What `turnout serve` prints once: credentials generated for the user."""
+
+    write_key: str | None = None
+    admin_token: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Turnout:
+    """The parts of one running Turnout process."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        data = config.data_path
+        self.tap = Tap()
+        self.box = SecretBox(load_or_create_key(data, config.server.secret_key or None))
+        self.store = Store(
+            data / "store.db", self.box, lambda name: registry.get(name).secret_fields
+        )
+        self.log: EventLog = self._make_log()
+        self.ingestor = Ingestor(
+            self.log,
+            self.sources,
+            self.store.add_rejects,
+            self.tap,
+            Limits(
+                max_message_bytes=config.server.max_message_bytes,
+                max_request_bytes=config.server.max_request_bytes,
+                max_batch_messages=config.server.max_batch_messages,
+            ),
+        )
+        self.delivery = DeliveryManager(
+            self.log,
+            self.store,
+            registry.get,
+            config.delivery,
+            self.tap,
+            config.log.retention_hours,
+        )
+        self.admin_token = ""
+        self.first_start = FirstStart()
+        self.ready = False
+        self.on_ready: Callable[[], None] | None = None
+
+    def _make_log(self) -> EventLog:
+        settings = self.config.log
+        if settings.backend == "nats":
+            from turnout.log.nats import NATSLog
+
+            return NATSLog(settings)
+        return SQLiteLog(
+            self.config.data_path / "log.db",
+            synchronous=settings.sync.upper(),
+            max_entries=settings.max_backlog,
+            min_free_bytes=settings.min_free_mb * 1024 * 1024,
+        )
+
+    def sources(self) -> Mapping[str, Source]:
+        return self.store.sources_by_key
+
+    async def start(self) -> None:
+        await self.store.start()
+        await self.log.start()
+        await self._apply_file_config()
+        self.admin_token = self._admin_token()
+        if self.config.server.role != "ingest":
+            await self.delivery.start()
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self.config.server.role != "ingest":
+            await self.delivery.stop()
+        await self.log.close()
+        await self.store.close()
+
+    async def _apply_file_config(self) -> None:
+        """Sources and connections declared in the file are (re)applied at every start."""
+        for source in self.config.sources:
+            await self.store.put_source(Source(name=source.name, write_key=source.write_key))
+        for declared in self.config.connections:
+            await self.store.put_connection(
+                Connection(
+                    name=declared.name,
+                    destination=declared.destination,
+                    settings=declared.settings,
+                    sources=declared.sources,
+                    enabled=declared.enabled,
+                    rate_limit=declared.rate_limit,
+                    origin="file",
+                )
+            )
+        if not await self.store.list_sources():
+            key = "wk_" + secrets.token_urlsafe(18)
+            await self.store.put_source(Source(name=DEFAULT_SOURCE, write_key=key))
+            self.first_start.write_key = key
+
+    def _admin_token(self) -> str:
+        if self.config.server.admin_token:
+            return self.config.server.admin_token
+        path: Path = self.config.data_path / "admin.token"
+        if path.exists():
+            return path.read_text().strip()
+        token = "adm_" + secrets.token_urlsafe(24)
+        path.touch(mode=0o600)
+        path.write_text(token)
+        self.first_start.admin_token = token
+        return token
+
+
+def build_app(config: Config, turnout: Turnout | None = None) -> FastAPI:
+    service = turnout or Turnout(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        if service.on_ready is not None:
+            service.on_ready()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(
+        title="Turnout",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.turnout = service
+
+    async def health(_: Request) -> Response:
+        if not service.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def metrics_page(_: Request) -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    async def home(_: Request) -> Response:
+        return RedirectResponse("/dashboard/")
+
+    app.add_route("/health", health, methods=["GET"])
+    app.add_route("/metrics", metrics_page, methods=["GET"])
+    app.add_route("/", home, methods=["GET"])
+    if config.server.role != "deliver":
+        app.mount(
+            "/v1",
+            build_tracking_app(
+                service.ingestor,
+                service.sources,
+                config.server.public_url,
+                config.server.cors_origins,
+            ),
+        )
+    app.mount("/api/v1", build_api(service))
+    app.mount("/dashboard", build_dashboard(service))
+    return app

@@ -1,0 +1,168 @@
+"""Configuration: one TOML file, `TURNOUT_*` environment overrides, validated at start.
+
+Every setting has a default, so `turnout serve` with no file works. Unknown keys are errors (a
+typo silently ignored is a setting silently not applied), and every error names the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and what is wrong."""
+
+
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    listen: str = "127.0.0.1:8088"
+    data_dir: str = "turnout-data"
+    # The address clients reach this server at (used in the analytics.js settings it serves);
+    # empty = taken from each request's Host header.
+    public_url: str = ""
+    # Bearer token for the management API and the dashboard sign-in; generated when empty.
+    admin_token: str = ""
+    # Fernet key for secrets at rest; generated into data_dir/secret.key when empty.
+    secret_key: str = ""
+    max_message_bytes: int = 32 * 1024
+    max_request_bytes: int = 500 * 1024
+    max_batch_messages: int = 2500
+    cors_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    role: Literal["all", "ingest", "deliver"] = "all"
+
+
+class LogConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    backend: Literal["sqlite", "nats"] = "sqlite"
+    # "full" syncs every group commit to disk (survives power loss); "normal" survives a
+    # process crash only, and is faster.
+    sync: Literal["full", "normal"] = "full"
+    retention_hours: float = 168.0
+    max_backlog: int = 50_000_000
+    min_free_mb: int = 256
+    url: str = "nats://127.0.0.1:4222"
+    stream: str = "turnout"
+    replicas: int = 1
+    partitions: int = 16
+
+
+class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    url: str = ""  # empty = SQLite in data_dir; "postgresql://..." for several processes
+
+
+class DeliveryConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    linger_ms: float = 20.0  # how long a lane waits to fill a batch
+    concurrency: int = 8  # requests a lane may have in flight at once
+    window: int = 20_000  # unresolved messages a lane may hold in memory
+    per_person_window: int = 1_000  # one person's messages held before the rest spill to the log
+    retry_window_hours: float = 72.0
+    max_backoff_s: float = 300.0
+
+
+class SourceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    write_key: str
+
+
+class ConnectionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    destination: str
+    sources: list[str] = msgspec.field(default_factory=list)
+    enabled: bool = True
+    rate_limit: float | None = None
+    settings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
+    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+    delivery: DeliveryConfig = msgspec.field(default_factory=DeliveryConfig)
+    sources: list[SourceConfig] = msgspec.field(default_factory=list)
+    connections: list[ConnectionConfig] = msgspec.field(default_factory=list)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.server.data_dir)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.server.listen.rpartition(":")
+        return host or "127.0.0.1", int(port)
+
+
+def resolve_secret(value: Any, where: str) -> Any:
+    """`env:NAME` reads the secret from the environment, so it never sits in the file."""
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+        return os.environ[name]
+    return value
+
+
+def load(path: Path | None, environ: dict[str, str] | None = None) -> Config:
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such configuration file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    _apply_environment(raw, os.environ if environ is None else environ)
+    try:
+        config = msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"configuration: {exc}") from None
+    _check(config)
+    for connection in config.connections:
+        connection.settings = {
+            key: resolve_secret(value, f"connections.{connection.name}.settings.{key}")
+            for key, value in connection.settings.items()
+        }
+    return config
+
+
+def _apply_environment(raw: dict[str, Any], environ: Any) -> None:
+    """`TURNOUT_LISTEN` overrides `[server] listen`; `TURNOUT_LOG_BACKEND` `[log] backend`."""
+    sections = {
+        "server": ServerConfig,
+        "log": LogConfig,
+        "store": StoreConfig,
+        "delivery": DeliveryConfig,
+    }
+    for section, struct in sections.items():
+        prefix = "TURNOUT_" if section == "server" else f"TURNOUT_{section.upper()}_"
+        for field in struct.__struct_fields__:
+            value = environ.get(prefix + field.upper())
+            if value is not None:
+                if field == "cors_origins":
+                    raw.setdefault(section, {})[field] = [v.strip() for v in value.split(",")]
+                else:
+                    raw.setdefault(section, {})[field] = value
+
+
+def _check(config: Config) -> None:
+    try:
+        config.host_port  # noqa: B018  # validates the listen address
+    except ValueError:
+        raise ConfigError(f"server.listen: {config.server.listen!r} is not HOST:PORT") from None
+    names = [s.name for s in config.sources]
+    if len(set(names)) != len(names):
+        raise ConfigError("sources: two sources have the same name")
+    keys = [s.write_key for s in config.sources]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("sources: two sources have the same write_key")
+    connection_names = [c.name for c in config.connections]
+    if len(set(connection_names)) != len(connection_names):
+        raise ConfigError("connections: connection names must be unique")
+    for connection in config.connections:
+        for source in connection.sources:
+            if source not in names:
+                raise ConfigError(
+                    f"connections.{connection.name}.sources: no source named {source!r}"
+                )

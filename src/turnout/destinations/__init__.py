@@ -1,0 +1,1 @@
+"""Destination plugins: the shared contract (`base`), the registry, one folder per destination."""

@@ -1,0 +1,186 @@
+"""Sends operations to Customer.io's Track API and reports what became of each one.
+
+One client per connection, owning its HTTP connection pool. Every HTTP request first waits on the
+connection's `RequestGate` (the rate limit the lane owns) and reports a 429 to it. Requests run
+concurrently, except that a request never starts before an earlier request of the same `send`
+call that shares a person or object with it has finished; if that earlier one did not go through,
+the later one is held back (reported as RETRY without being sent), so one person's changes always
+reach Customer.io in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from turnout.destinations.base import CheckResult, RequestGate, SendResult, Status
+from turnout.destinations.customerio.operations import Operation
+from turnout.destinations.customerio.requests import HttpRequest, build_requests
+from turnout.destinations.customerio.responses import (
+    classify,
+    describe_response,
+    error_text,
+    retry_after,
+)
+from turnout.destinations.customerio.settings import CustomerIOSettings
+
+USER_AGENT = "Turnout (customerio destination)"
+# Requests of one `send` call in flight at once; the gate still bounds the rate.
+MAX_IN_FLIGHT = 16
+# How much of a request body is kept with a result.
+REQUEST_KEEP_BYTES = 4000
+
+_HELD_BACK = "not sent: an earlier operation for the same person did not go through"
+_AUTH_HELD = "not sent: Customer.io rejected the credentials on an earlier request"
+
+
+class CustomerIOClient:
+    """A `DestinationClient` for Customer.io."""
+
+    def __init__(
+        self,
+        settings: CustomerIOSettings,
+        gate: RequestGate,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.gate = gate
+        self.max_batch = settings.batch_size
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            auth=httpx.BasicAuth(settings.site_id, settings.api_key),
+            timeout=settings.request_timeout,
+            headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
+            follow_redirects=False,  # see responses.classify: a redirect means a wrong region
+            transport=transport,
+        )
+
+    async def send(self, operations: Sequence[Any]) -> list[SendResult]:
+        """Send `operations` and return one classified result per operation, in order."""
+        ops: list[Operation] = list(operations)
+        results: list[SendResult | None] = [None] * len(ops)
+        auth_failed = asyncio.Event()
+        slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        last: dict[str, asyncio.Task[bool]] = {}
+        tasks: list[asyncio.Task[bool]] = []
+        for request in build_requests(ops, self.settings.api, self.settings.batch_size):
+            before = {last[key] for key in request.keys if key in last}
+            task = asyncio.create_task(self._run(request, before, results, auth_failed, slots))
+            tasks.append(task)
+            for key in request.keys:
+                last[key] = task
+        await asyncio.gather(*tasks)
+        return [r if r is not None else SendResult(Status.RETRY, _HELD_BACK) for r in results]
+
+    async def _run(
+        self,
+        request: HttpRequest,
+        before: set[asyncio.Task[bool]],
+        results: list[SendResult | None],
+        auth_failed: asyncio.Event,
+        slots: asyncio.Semaphore,
+    ) -> bool:
+        """Send one request once its predecessors are done; True when every operation it
+        carries is resolved (delivered or permanently failed), so later ones may follow."""
+        passed = all([await task for task in before])
+        if not passed or auth_failed.is_set():
+            status = Status.AUTH if auth_failed.is_set() else Status.RETRY
+            reason = _AUTH_HELD if auth_failed.is_set() else _HELD_BACK
+            for index, part in zip(request.operations, request.parts, strict=True):
+                results[index] = SendResult(status, reason, request=_summary(request, part))
+            return False
+        async with slots:
+            outcome = await self._exchange(request)
+        for index, result in zip(request.operations, outcome, strict=True):
+            results[index] = result
+        if any(r.status is Status.AUTH for r in outcome):
+            auth_failed.set()
+        return all(r.status in (Status.OK, Status.PERMANENT) for r in outcome)
+
+    async def _exchange(self, request: HttpRequest) -> list[SendResult]:
+        """One HTTP exchange, classified per operation. A batch that Customer.io refuses as a
+        whole (400/413) is split in halves and re-sent, so one bad item cannot sink the rest."""
+        await self.gate.acquire()
+        count = len(request.operations)
+        try:
+            response = await self._http.request(
+                request.method, request.path, content=request.body
+            )
+        except httpx.TimeoutException:
+            reason = f"no answer within {self.settings.request_timeout:g}s; will retry"
+            return self._attach(request, [SendResult(Status.RETRY, reason)] * count)
+        except httpx.HTTPError as exc:
+            reason = f"could not reach Customer.io ({type(exc).__name__}: {exc}); will retry"
+            return self._attach(request, [SendResult(Status.RETRY, reason)] * count)
+        status = response.status_code
+        if status == 429:
+            self.gate.slow_down(_retry_after(response))
+        if request.kind == "v2_batch" and count > 1 and status in (400, 413):
+            halves = request.split()
+            first = await self._exchange(halves[0])
+            return first + await self._exchange(halves[1])
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        outcome = classify(
+            status, headers, response.content, count, batch=request.kind == "v2_batch"
+        )
+        return self._attach(request, outcome)
+
+    def _attach(self, request: HttpRequest, outcome: list[SendResult]) -> list[SendResult]:
+        """Copies of `outcome` that each say what was sent for that operation."""
+        return [
+            SendResult(r.status, r.reason, r.retry_after, _summary(request, part), r.response)
+            for r, part in zip(outcome, request.parts, strict=True)
+        ]
+
+    async def check(self) -> CheckResult:
+        """Do the credentials work, and is the region right? (`GET /api/v1/accounts/region`)."""
+        await self.gate.acquire()
+        try:
+            response = await self._http.get("/api/v1/accounts/region")
+        except httpx.HTTPError as exc:
+            return CheckResult(False, f"could not reach {self.settings.base_url}: {exc}")
+        status = response.status_code
+        if status in (401, 403):
+            return CheckResult(
+                False, f"Customer.io rejected the Site ID / API key ({status}): check them under "
+                "Workspace Settings > API Credentials (Track API keys)"
+            )
+        if status == 429:
+            self.gate.slow_down(_retry_after(response))
+        if status != 200:
+            detail = error_text(response.content) or describe_response(status, b"")
+            return CheckResult(False, f"{self.settings.base_url} answered {status}: {detail}")
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        region = str(data.get("region", "")).lower() if isinstance(data, dict) else ""
+        warnings = []
+        if region and region != self.settings.region:
+            warnings.append(
+                f'the workspace is in region "{region}" but the connection is set to '
+                f'"{self.settings.region}": set region = "{region}" (Customer.io redirects or '
+                "refuses calls sent to the other region)"
+            )
+        where = f"region {region}" if region else "region unknown"
+        return CheckResult(True, f"credentials accepted ({where})", warnings)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    return retry_after(response.headers.get("retry-after"))
+
+
+def _summary(request: HttpRequest, part: bytes) -> str:
+    """Method, path and this operation's JSON; never the Authorization header."""
+    text = part[:REQUEST_KEEP_BYTES].decode("utf-8", errors="replace")
+    where = f"{request.method} {request.path}"
+    if request.kind == "v2_batch":
+        where += f" (one item of {len(request.operations)})"
+    return f"{where} {text}".rstrip()

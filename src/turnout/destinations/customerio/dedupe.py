@@ -1,0 +1,48 @@
+"""Deterministic event dedupe ids: a ULID derived from the message, so a re-send is a duplicate.
+
+Customer.io ignores a second event with the same `id`, and requires that id to be a ULID (ref §8).
+Turnout delivers at least once, so every re-send of a message must carry the same id. The ULID is:
+
+* 48 bits of time: the message's `timestamp` in milliseconds since the epoch (clamped to ULID's
+  range), so ids sort by event time like ordinary ULIDs;
+* 80 bits of "randomness": the first 10 bytes of SHA-256 over the `messageId`,
+
+encoded as 26 characters of Crockford base32. The stored message never changes, so the same
+message always yields the same id; two different messageIds collide with probability 2**-80 even
+within the same millisecond. Customer.io does not read the time part (only uniqueness matters).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_MAX_TIME = (1 << 48) - 1
+
+
+def ulid_for(message_id: str, timestamp: str) -> str:
+    """The dedupe ULID for a message (`timestamp` is the message's ISO-8601 timestamp)."""
+    millis = _millis(timestamp)
+    random = int.from_bytes(hashlib.sha256(message_id.encode()).digest()[:10], "big")
+    return encode_ulid((millis << 80) | random)
+
+
+def encode_ulid(value: int) -> str:
+    """Crockford base32 of a 128-bit integer, 26 characters, most significant first."""
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 0x1F])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def _millis(timestamp: str) -> int:
+    try:
+        parsed = datetime.fromisoformat(timestamp.replace("z", "Z"))
+    except ValueError:
+        return 0
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    millis = int(parsed.timestamp() * 1000)
+    return min(max(millis, 0), _MAX_TIME)

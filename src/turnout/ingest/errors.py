@@ -1,0 +1,55 @@
+"""Tracking API errors and the answers they become.
+
+SDKs retry 429 and 5xx and drop other 4xx, so a 4xx here must only ever mean "this input can
+never succeed". Every error body carries `code` and `message`: segment-python reads both, and
+rudder-sdk-python raises KeyError without them.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.responses import Response
+
+_encode = msgspec.json.encode
+JSON = "application/json"
+
+
+class IngestError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        rejected: list[dict[str, object]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+        self.rejected = rejected
+
+    def response(self) -> Response:
+        body: dict[str, object] = {"success": False, "code": self.code, "message": self.message}
+        if self.rejected:
+            body["rejected"] = self.rejected
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
+        return Response(_encode(body), status_code=self.status, media_type=JSON, headers=headers)
+
+
+def unauthorized(message: str) -> IngestError:
+    return IngestError(401, "invalid_write_key", message)
+
+
+def too_large(message: str) -> IngestError:
+    return IngestError(413, "request_too_large", message)
+
+
+def bad_request(code: str, message: str) -> IngestError:
+    return IngestError(400, code, message)
+
+
+def overloaded(message: str, retry_after: int = 5) -> IngestError:
+    return IngestError(503, "overloaded", message, retry_after=retry_after)
