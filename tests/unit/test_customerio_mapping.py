@@ -1,4 +1,4 @@
-"""The Customer.io mapping's promises, one rule per test (shared/reference/customerio-mapping.md)."""
+"""The Customer.io mapping's promises, one rule per test (see customerio-mapping.md)."""
 
 from __future__ import annotations
 
@@ -244,6 +244,18 @@ def test_track_same_message_id_gives_same_dedupe_id() -> None:
     assert first.id == again.id != other.id
 
 
+def test_track_sdk_resend_with_shifted_corrected_time_keeps_dedupe_id() -> None:
+    device_time = "2024-05-01T12:34:50.000Z"
+    first = msg(user_id="u1", event="x", original_timestamp=device_time)
+    resent = msg(
+        user_id="u1",
+        event="x",
+        original_timestamp=device_time,
+        timestamp="2024-05-01T12:34:57.012Z",
+    )
+    assert only(mapped(first), PersonEvent).id == only(mapped(resent), PersonEvent).id
+
+
 def test_track_anonymous_call_is_anonymous_event() -> None:
     result = mapped(msg(anonymous_id="anon-1", event="Viewed", properties={"a": 1}))
     op = only(result, AnonymousEvent)
@@ -335,7 +347,9 @@ def test_screen_is_screen_event_named_by_name() -> None:
     result = mapped(msg("screen", user_id="u1", name="Dashboard", properties={"from": "push"}))
     item = only(result, PersonEvent).v2_item()
     assert (item["action"], item["name"], item["attributes"]) == (
-        "screen", "Dashboard", {"from": "push"}
+        "screen",
+        "Dashboard",
+        {"from": "push"},
     )
 
 
@@ -391,7 +405,10 @@ def test_alias_classifies_email_and_cio_identifiers() -> None:
 
 # -- reserved events --------------------------------------------------------------------------
 
-IOS = {"device": {"token": "tok-1", "model": "iPhone15,2"}, "os": {"name": "iOS", "version": "17.1"}}
+IOS = {
+    "device": {"token": "tok-1", "model": "iPhone15,2"},
+    "os": {"name": "iOS", "version": "17.1"},
+}
 
 
 def test_device_created_or_updated_adds_device_only() -> None:
@@ -512,3 +529,9 @@ def test_integrations_options_object_enables_customerio() -> None:
 def test_eu_region_sends_to_eu_host() -> None:
     settings = CustomerIOSettings(site_id="S", api_key="K", region="eu")
     assert settings.base_url == "https://track-eu.customer.io"
+
+
+def test_stray_context_values_do_not_break_mapping() -> None:
+    context = {"page": "not-an-object", "device": ["x"], "os": None}
+    result = mapped(msg("page", user_id="u1", name="Home", context=context))
+    assert only(result, PersonEvent).name == "Home"

@@ -22,7 +22,10 @@ def identify(user: str, pad: int = 0) -> IdentifyPerson:
 
 def event(user: str, pad: int = 0) -> PersonEvent:
     return PersonEvent(
-        person=PersonRef("id", user), name="e", data={"p": "x" * pad}, timestamp=1,
+        person=PersonRef("id", user),
+        name="e",
+        data={"p": "x" * pad},
+        timestamp=1,
         id="01HWT2D74NS86Z5JATM52C3M7Z",
     )
 
@@ -34,7 +37,11 @@ def item_size(op: Operation) -> int:
 def test_v2_packs_operations_into_one_batch_request() -> None:
     ops = [identify(f"u{i}") for i in range(5)]
     (request,) = build_requests(ops, "v2", 100)
-    assert (request.method, request.path, request.operations) == ("POST", "/api/v2/batch", [0, 1, 2, 3, 4])
+    assert (request.method, request.path, request.operations) == (
+        "POST",
+        "/api/v2/batch",
+        [0, 1, 2, 3, 4],
+    )
     body = msgspec.json.decode(request.body)
     assert body == {"batch": [op.v2_item() for op in ops]}
 
@@ -74,7 +81,11 @@ def test_v2_item_at_32kb_batches_and_over_goes_by_v1() -> None:
     (request,) = build_requests([at_limit], "v2", 100)
     assert request.kind == "v2_batch"
     (request,) = build_requests([over], "v2", 100)
-    assert (request.kind, request.method, request.path) == ("v1", "POST", "/api/v1/customers/u1/events")
+    assert (request.kind, request.method, request.path) == (
+        "v1",
+        "POST",
+        "/api/v1/customers/u1/events",
+    )
 
 
 def test_v1_only_operation_keeps_person_order_around_a_batch() -> None:

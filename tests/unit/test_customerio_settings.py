@@ -13,7 +13,10 @@ from turnout.destinations.customerio.settings import parse_settings
 def test_defaults_are_documented_values() -> None:
     s = parse_settings({"site_id": "S", "api_key": "K"})
     assert (s.region, s.track_url, s.max_traits_per_identify, s.convert_timestamps) == (
-        "us", None, 30, True
+        "us",
+        None,
+        30,
+        True,
     )
     assert (s.object_type_id, s.api, s.batch_size, s.request_timeout) == ("1", "v2", 100, 10.0)
     assert s.base_url == "https://track.customer.io"
@@ -37,7 +40,10 @@ def test_track_url_overrides_region() -> None:
         ({"site_id": "", "api_key": "K"}, "site_id"),
         ({"site_id": "S", "api_key": "K", "region": "asia"}, "region"),
         ({"site_id": "S", "api_key": "K", "batch_size": 0}, "batch_size"),
-        ({"site_id": "S", "api_key": "K", "max_traits_per_identify": 301}, "max_traits_per_identify"),
+        (
+            {"site_id": "S", "api_key": "K", "max_traits_per_identify": 301},
+            "max_traits_per_identify",
+        ),
         ({"site_id": "S", "api_key": "K", "api": "v3"}, "api"),
         ({"site_id": "S", "api_key": "K", "track_url": "ftp://x"}, "track_url"),
         ({"site_id": "S", "api_key": "K", "request_timeout": 0}, "request_timeout"),

@@ -17,13 +17,16 @@ from turnout.emulators.customerio.v1 import identify, merge, track
 from turnout.emulators.customerio.v2 import parse_item
 
 
-@pytest.mark.parametrize(("raw", "kind", "value"), [
-    ("cio_03000001", "cio_id", "03000001"),
-    ("Person@Example.com", "email", "Person@Example.com"),
-    ("user-1", "id", "user-1"),
-    ("+15551234567", "id", "+15551234567"),
-    ("not-an@email", "id", "not-an@email"),
-])
+@pytest.mark.parametrize(
+    ("raw", "kind", "value"),
+    [
+        ("cio_03000001", "cio_id", "03000001"),
+        ("Person@Example.com", "email", "Person@Example.com"),
+        ("user-1", "id", "user-1"),
+        ("+15551234567", "id", "+15551234567"),
+        ("not-an@email", "id", "not-an@email"),
+    ],
+)
 def test_path_identifier_is_classified_by_shape(raw: str, kind: str, value: str) -> None:
     assert classify(raw) == Ident(kind, value)  # type: ignore[arg-type]
 
@@ -93,7 +96,9 @@ def test_identify_counts_attribute_bytes_not_characters() -> None:
 
 
 def test_identify_limits_attribute_count_and_identifier_length() -> None:
-    assert "more than 300 attributes" in _messages(identify("u1", {f"a{i}": i for i in range(301)}))[0]
+    assert (
+        "more than 300 attributes" in _messages(identify("u1", {f"a{i}": i for i in range(301)}))[0]
+    )
     assert _messages(identify("x" * 151, {})) == ["identifier cannot be longer than 150 bytes"]
 
 
@@ -124,11 +129,13 @@ def test_v2_item_violations_name_field_and_reason() -> None:
     result = parse_item({"type": "person", "identifiers": {"id": "1"}, "action": "event"})
     assert isinstance(result, list)
     assert (result[0].field, result[0].reason) == ("name", "required")
-    two_ids = parse_item({"type": "person", "identifiers": {"id": "1", "email": "a@b.co"},
-                          "action": "identify"})
+    two_ids = parse_item(
+        {"type": "person", "identifiers": {"id": "1", "email": "a@b.co"}, "action": "identify"}
+    )
     assert isinstance(two_ids, list) and two_ids[0].field == "identifiers"
-    anon = parse_item({"type": "person", "identifiers": {"anonymous_id": "a1"},
-                       "action": "page", "name": "/x"})
+    anon = parse_item(
+        {"type": "person", "identifiers": {"anonymous_id": "a1"}, "action": "page", "name": "/x"}
+    )
     assert isinstance(anon, ops.Track) and anon.anonymous_id == "a1" and anon.who is None
 
 
@@ -141,8 +148,17 @@ def test_token_bucket_allows_burst_then_asks_to_wait() -> None:
 def test_request_log_is_bounded_but_counts_everything() -> None:
     log = RequestLog(limit=2)
     for _ in range(5):
-        record = RecordedRequest(seq=0, method="PUT", path="/x", query="", endpoint="e",
-                                 headers={}, body=None, body_size=0, received_at=0.0)
+        record = RecordedRequest(
+            seq=0,
+            method="PUT",
+            path="/x",
+            query="",
+            endpoint="e",
+            headers={},
+            body=None,
+            body_size=0,
+            received_at=0.0,
+        )
         log.start(record)
         log.finish(record, 200)
     assert len(log) == 2 and log.total == 5 and log.by_status[200] == 5

@@ -108,9 +108,17 @@ def test_subscription_preferences_dot_notation(emu: CustomerIOEmulator) -> None:
     }
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (True, True), ("TRUE", True), (1, True), ("1", True), (False, False), ("yes", False),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        ("TRUE", True),
+        (1, True),
+        ("1", True),
+        (False, False),
+        ("yes", False),
+    ],
+)
 def test_unsubscribed_reading(emu: CustomerIOEmulator, value: object, expected: bool) -> None:
     emu.apply(identify(unsubscribed=value))
     person = emu.state.person("u1")
@@ -119,7 +127,9 @@ def test_unsubscribed_reading(emu: CustomerIOEmulator, value: object, expected: 
 
 def test_dedupe_window_forgets_old_ids() -> None:
     emu = CustomerIOEmulator(EmulatorConfig(dedupe_window=10))
-    event = ops.Track(type="event", name="x", data={}, who=ID, dedupe_id="01BX5ZZKBKACTAV9WEVGEMMVRY")
+    event = ops.Track(
+        type="event", name="x", data={}, who=ID, dedupe_id="01BX5ZZKBKACTAV9WEVGEMMVRY"
+    )
     emu.apply(event, 1000)
     emu.apply(event, 1005)  # duplicate within the window
     emu.apply(ops.Track(type="event", name="y", data={}, who=ID), 1020)
@@ -135,3 +145,14 @@ def test_activity_limit_keeps_newest() -> None:
         emu.apply(ops.Track(type="event", name=name, data={}, who=ID))
     person = emu.state.person("u1")
     assert person is not None and [a.name for a in person.activity] == ["b", "c"]
+
+
+def test_explicit_created_at_wins_over_the_default_even_with_an_old_timestamp(
+    emu: CustomerIOEmulator,
+) -> None:
+    emu.apply(identify(ts=1000, created_at=1361205308), 1_700_000_000)
+    person = emu.state.person("u1")
+    assert person is not None and person.attributes["created_at"] == 1361205308
+    emu.apply(identify(who=Ident("id", "u2")), 1_700_000_000)
+    fresh = emu.state.person("u2")
+    assert fresh is not None and fresh.attributes["created_at"] == 1_700_000_000

@@ -440,3 +440,64 @@ class Store:
             c.execute("DELETE FROM fate_counts WHERE minute < ?", (int(older_than // 60),))
 
         await self._write(delete)
+
+    # -- views for the dashboard and the management API (added with web/) --------------------
+
+    async def get_dead_letter(self, letter_id: int) -> DeadLetter | None:
+        """One dead letter by id, replayed or not (the inspect page links to it by id)."""
+        rows = await self._read(
+            "SELECT id, connection, offset, message_id, person, reason, request, response,"
+            " payload, created_at, replayed_at FROM dead_letters WHERE id = ?",
+            (letter_id,),
+        )
+        return DeadLetter(*rows[0]) if rows else None
+
+    async def fate_series(self, connection: str, since: float) -> list[tuple[int, str, int]]:
+        """(minute, fate, count) from `since` on, oldest first: the overview's rate chart."""
+        rows = await self._read(
+            "SELECT minute, fate, count FROM fate_counts WHERE connection = ? AND minute >= ?"
+            " ORDER BY minute",
+            (connection, int(since // 60)),
+        )
+        return [(int(m), str(f), int(n)) for m, f, n in rows]
+
+    async def current_fates(self, connection: str, since: float) -> dict[str, int]:
+        """Messages touched since `since`, by where each stands now (one per message, unlike
+        `fate_totals`, which counts every attempt)."""
+        rows = await self._read(
+            "SELECT fate, COUNT(*) FROM deliveries WHERE connection = ? AND updated_at >= ?"
+            " GROUP BY fate",
+            (connection, since),
+        )
+        return {str(fate): int(n) for fate, n in rows}
+
+    async def failure_details(
+        self, connection: str, since: float, limit: int = 2000
+    ) -> list[tuple[str, str, str, float]]:
+        """(fate, detail, message_id, updated_at) of retrying and dead-lettered messages since
+        `since`, newest first; the caller groups them into reasons."""
+        rows = await self._read(
+            "SELECT fate, detail, message_id, updated_at FROM deliveries"
+            " WHERE connection = ? AND updated_at >= ? AND fate IN (?, ?)"
+            " ORDER BY updated_at DESC LIMIT ?",
+            (connection, since, Fate.RETRYING.value, Fate.DEAD.value, limit),
+        )
+        return [(str(f), str(d), str(m), float(u)) for f, d, m, u in rows]
+
+    async def replayed_count(self, connection: str, since: float) -> int:
+        """Dead letters of the connection replayed successfully since `since`."""
+        rows = await self._read(
+            "SELECT COUNT(*) FROM dead_letters WHERE connection = ? AND replayed_at >= ?",
+            (connection, since),
+        )
+        return int(rows[0][0])
+
+    async def forget_connection(self, name: str) -> None:
+        """Drop a deleted connection's records, so a new connection of the same name starts
+        clean (a lane skips offsets already recorded under its name)."""
+
+        def delete(c: sqlite3.Connection) -> None:
+            for table in ("deliveries", "fate_counts", "dead_letters"):
+                c.execute(f"DELETE FROM {table} WHERE connection = ?", (name,))
+
+        await self._write(delete)

@@ -1,205 +1,294 @@
 """The management API under `/api/v1/` (bearer token), described at `/api/v1/openapi.json`.
 
-Connections, dead letters, replay and message traces: what the CLI and the dashboard use.
-Secrets in connection settings are write-only: every answer masks them.
+The same capabilities as the dashboard, as JSON, for scripts and the CLI. Every error answer is
+`{"code", "message"}` (plus `field` when one field is at fault); secrets are write-only and every
+answer masks them.
 """
 
 from __future__ import annotations
 
 import hmac
-import time
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from turnout.destinations import registry
-from turnout.store.models import Connection
-from turnout.store.secrets import mask
+from turnout.web import api_models as m
+from turnout.web.connections import Connections
+from turnout.web.deliveries import Deliveries, LetterFilter
+from turnout.web.errors import ManagementError
+from turnout.web.overview import DEFAULT_WINDOW, WINDOWS, overview
+from turnout.web.settings_form import form_fields
+from turnout.web.sources import Sources
+from turnout.web.views import connection_view, dead_letter_view, source_view
 
 if TYPE_CHECKING:
     from turnout.app import Turnout
 
-_bearer = HTTPBearer(auto_error=False)
+log = logging.getLogger("turnout.web")
 
+_bearer = HTTPBearer(auto_error=False, description="The admin token")
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    422: "invalid",
+}
 
-class RedeliverRequest(BaseModel):
-    since: float = Field(description="Unix seconds: everything received from then on is re-sent")
-
-
-class ReplayRequest(BaseModel):
-    connection: str
-    since: float | None = None
-    until: float | None = None
-    reason: str | None = Field(default=None, description="Substring of the dead-letter reason")
-    message_id: str | None = None
-
-
-def connection_view(connection: Connection, lane_status: dict[str, Any] | None) -> dict[str, Any]:
-    secret = registry.get(connection.destination).secret_fields
-    return {
-        "name": connection.name,
-        "destination": connection.destination,
-        "sources": connection.sources,
-        "enabled": connection.enabled,
-        "rate_limit": connection.rate_limit,
-        "origin": connection.origin,
-        "settings": {k: mask(str(v)) if k in secret else v for k, v in connection.settings.items()},
-        "status": lane_status,
-    }
+Limit = Annotated[int, Query(ge=1, le=1000)]
+OptionalTime = Annotated[float | None, Query(ge=0, le=1e11, allow_inf_nan=False)]
+LetterId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 def build_api(turnout: Turnout) -> FastAPI:
     api = FastAPI(
         title="Turnout management API",
         version="1",
+        description="Sources, connections, delivery overview, dead letters and message traces. "
+        "Authenticate with `Authorization: Bearer <admin token>`.",
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
     )
-
-    @api.exception_handler(HTTPException)
-    async def _error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse(
-            {"code": _code(exc.status_code), "message": str(exc.detail)},
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
+    _install_error_handlers(api)
+    sources = Sources(turnout.store)
+    connections = Connections(turnout)
+    deliveries = Deliveries(turnout)
 
     def authorised(
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     ) -> None:
         token = credentials.credentials if credentials else ""
-        if not token or not hmac.compare_digest(token, turnout.admin_token):
-            raise HTTPException(
-                401, "a valid admin bearer token is required", {"WWW-Authenticate": "Bearer"}
-            )
+        if not token or not hmac.compare_digest(token.encode(), turnout.admin_token.encode()):
+            raise ManagementError(401, "unauthorized", "a valid admin bearer token is required")
 
     guard = [Depends(authorised)]
 
-    def status_of(name: str) -> dict[str, Any] | None:
-        lane = turnout.delivery.lanes.get(name)
-        if lane is None:
-            return None
-        status = lane.status()
-        return {
-            "state": status.state.value,
-            "position": status.position,
-            "held": status.held,
-            "blocked_people": status.blocked_people,
-            "in_flight": status.in_flight,
-            "detail": status.detail,
-        }
+    async def view(name: str) -> dict[str, Any]:
+        return connection_view(await connections.get(name), connections.status(name))
 
-    async def existing(name: str) -> Connection:
-        connection = await turnout.store.get_connection(name)
-        if connection is None:
-            raise HTTPException(404, f"connection {name!r} does not exist")
-        return connection
+    # -- sources -------------------------------------------------------------------------
 
-    @api.get("/connections", dependencies=guard)
-    async def list_connections() -> list[dict[str, Any]]:
-        return [
-            connection_view(c, status_of(c.name)) for c in await turnout.store.list_connections()
-        ]
+    @api.get("/sources", dependencies=guard, tags=["sources"])
+    async def list_sources() -> list[dict[str, Any]]:
+        return [source_view(s) for s in await sources.all()]
 
-    @api.get("/connections/{name}", dependencies=guard)
-    async def get_connection(name: str) -> dict[str, Any]:
-        return connection_view(await existing(name), status_of(name))
+    @api.post("/sources", dependencies=guard, tags=["sources"], status_code=201)
+    async def create_source(body: m.SourceCreate) -> dict[str, Any]:
+        source = await sources.create(body.name, body.write_key)
+        log.info("source %s created", source.name)
+        return source_view(source)
 
-    @api.post("/connections/{name}/pause", dependencies=guard)
-    async def pause(name: str) -> dict[str, Any]:
-        connection = await existing(name)
-        connection.enabled = False
-        await turnout.store.put_connection(connection)
-        lane = turnout.delivery.lanes.get(name)
-        if lane is not None:
-            lane.pause()
-        return connection_view(connection, status_of(name))
+    @api.get("/sources/{name}", dependencies=guard, tags=["sources"])
+    async def get_source(name: str) -> dict[str, Any]:
+        return source_view(await sources.get(name))
 
-    @api.post("/connections/{name}/resume", dependencies=guard)
-    async def resume(name: str) -> dict[str, Any]:
-        connection = await existing(name)
-        connection.enabled = True
-        await turnout.store.put_connection(connection)
-        lane = turnout.delivery.lanes.get(name)
-        if lane is not None:
-            lane.resume()
-        return connection_view(connection, status_of(name))
+    @api.patch("/sources/{name}", dependencies=guard, tags=["sources"])
+    async def rename_source(name: str, body: m.SourceRename) -> dict[str, Any]:
+        source = await sources.rename(name, body.name)
+        log.info("source %s renamed to %s", name, source.name)
+        return source_view(source)
 
-    @api.post("/connections/{name}/redeliver", dependencies=guard)
-    async def redeliver(name: str, body: RedeliverRequest) -> dict[str, Any]:
-        await existing(name)
-        offset = await turnout.delivery.redeliver_since(name, body.since)
-        return {"connection": name, "from_offset": offset}
+    @api.post("/sources/{name}/rotate", dependencies=guard, tags=["sources"])
+    async def rotate_source(name: str, body: m.SourceRotate | None = None) -> dict[str, Any]:
+        source = await sources.rotate(name, body.write_key if body else None)
+        log.info("source %s: write key rotated", name)
+        return source_view(source)
 
-    @api.get("/dead-letters", dependencies=guard)
-    async def dead_letters(
-        connection: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        reason: str | None = None,
-        limit: int = 100,
-    ) -> list[dict[str, Any]]:
-        letters = await turnout.store.dead_letters(
-            connection, since=since, until=until, reason=reason, limit=min(limit, 1000)
-        )
+    @api.delete("/sources/{name}", dependencies=guard, tags=["sources"], status_code=204)
+    async def delete_source(name: str) -> Response:
+        await sources.delete(name)
+        log.info("source %s deleted", name)
+        return Response(status_code=204)
+
+    # -- destinations and connections ----------------------------------------------------
+
+    @api.get("/destinations", dependencies=guard, tags=["connections"])
+    async def list_destinations() -> list[dict[str, Any]]:
+        """Destination types and their settings (name, type, default, secret)."""
         return [
             {
-                "id": d.id,
-                "connection": d.connection,
-                "message_id": d.message_id,
-                "person": d.person,
-                "reason": d.reason,
-                "request": d.request,
-                "response": d.response,
-                "created_at": d.created_at,
+                "name": name,
+                "title": registry.get(name).title,
+                "settings": [f.as_dict() for f in form_fields(registry.get(name))],
             }
-            for d in letters
+            for name in registry.names()
         ]
 
-    @api.post("/dead-letters/replay", dependencies=guard)
-    async def replay(body: ReplayRequest) -> dict[str, Any]:
-        await existing(body.connection)
-        letters = await turnout.store.dead_letters(
-            body.connection,
-            since=body.since,
-            until=body.until,
-            reason=body.reason,
-            message_id=body.message_id,
-            limit=100_000,
-        )
-        try:
-            count = await turnout.delivery.replay(body.connection, letters)
-        except KeyError:
-            raise HTTPException(409, f"connection {body.connection!r} is not running") from None
-        return {"connection": body.connection, "replaying": count, "at": time.time()}
+    @api.get("/connections", dependencies=guard, tags=["connections"])
+    async def list_connections() -> list[dict[str, Any]]:
+        return [connection_view(c, connections.status(c.name)) for c in await connections.all()]
 
-    @api.get("/messages/{message_id}", dependencies=guard)
-    async def trace(message_id: str) -> dict[str, Any]:
-        records = await turnout.store.trace(message_id)
+    @api.post("/connections", dependencies=guard, tags=["connections"], status_code=201)
+    async def create_connection(body: m.ConnectionCreate) -> dict[str, Any]:
+        """Save a connection and start delivering to it at once (no restart)."""
+        created = await connections.create(
+            body.name,
+            body.destination,
+            body.settings,
+            body.sources,
+            enabled=body.enabled,
+            rate_limit=body.rate_limit,
+            deliver_history=body.deliver_history,
+        )
+        log.info("connection %s created (%s)", created.name, created.destination)
+        return await view(created.name)
+
+    @api.get("/connections/{name}", dependencies=guard, tags=["connections"])
+    async def get_connection(name: str) -> dict[str, Any]:
+        return await view(name)
+
+    @api.patch("/connections/{name}", dependencies=guard, tags=["connections"])
+    async def update_connection(name: str, body: m.ConnectionUpdate) -> dict[str, Any]:
+        """Change settings, sources, state or rate limit; the lane restarts where it was."""
+        await connections.update(
+            name,
+            settings=body.settings,
+            sources=body.sources,
+            enabled=body.enabled,
+            rate_limit=body.rate_limit,
+            set_rate_limit="rate_limit" in body.model_fields_set,
+        )
+        log.info("connection %s updated", name)
+        return await view(name)
+
+    @api.delete("/connections/{name}", dependencies=guard, tags=["connections"], status_code=204)
+    async def delete_connection(name: str) -> Response:
+        await connections.delete(name)
+        log.info("connection %s deleted", name)
+        return Response(status_code=204)
+
+    @api.post("/connections/test", dependencies=guard, tags=["connections"])
+    async def test_settings(body: m.CredentialsCheck) -> dict[str, Any]:
+        """Check unsaved credentials (e.g. from a form) with the destination."""
+        result = await connections.check(body.destination, body.settings, body.stored_from)
+        return {"ok": result.ok, "message": result.message, "warnings": result.warnings}
+
+    @api.post("/connections/{name}/test", dependencies=guard, tags=["connections"])
+    async def test_connection(name: str) -> dict[str, Any]:
+        """Check the saved credentials of a connection with the destination."""
+        saved = await connections.get(name)
+        result = await connections.check(saved.destination, saved.settings)
+        return {"ok": result.ok, "message": result.message, "warnings": result.warnings}
+
+    @api.post("/connections/{name}/pause", dependencies=guard, tags=["connections"])
+    async def pause(name: str) -> dict[str, Any]:
+        await connections.set_enabled(name, False)
+        log.info("connection %s paused", name)
+        return await view(name)
+
+    @api.post("/connections/{name}/resume", dependencies=guard, tags=["connections"])
+    async def resume(name: str) -> dict[str, Any]:
+        await connections.set_enabled(name, True)
+        log.info("connection %s resumed", name)
+        return await view(name)
+
+    @api.post("/connections/{name}/redeliver", dependencies=guard, tags=["connections"])
+    async def redeliver(name: str, body: m.Redeliver) -> dict[str, Any]:
+        """Send everything received since a time again (dedupe ids make repeats harmless)."""
+        offset = await connections.redeliver(name, body.since)
+        log.info("connection %s: redelivering from offset %d", name, offset)
+        return {"connection": name, "from_offset": offset}
+
+    @api.get("/connections/{name}/overview", dependencies=guard, tags=["delivery"])
+    async def delivery_overview(
+        name: str,
+        window: Annotated[str, Query(enum=list(WINDOWS))] = DEFAULT_WINDOW,
+    ) -> dict[str, Any]:
+        """Received → filtered → adjusted → delivered → retrying → dead-lettered, the rate per
+        bucket, and the failure reasons with sample message ids."""
+        await connections.get(name)
         return {
-            "message_id": message_id,
-            "deliveries": [
-                {
-                    "connection": r.connection,
-                    "fate": r.fate.value,
-                    "detail": r.detail,
-                    "attempts": r.attempts,
-                    "request": r.request,
-                    "response": r.response,
-                    "updated_at": r.updated_at,
-                }
-                for r in records
-            ],
+            "connection": name,
+            **(await overview(turnout.store, name, window)).as_dict(),
+            "status": connections.status(name),
         }
+
+    # -- dead letters, traces, rejects ---------------------------------------------------
+
+    @api.get("/dead-letters", dependencies=guard, tags=["delivery"])
+    async def dead_letters(
+        connection: str | None = None,
+        reason: Annotated[str | None, Query(max_length=500)] = None,
+        since: OptionalTime = None,
+        until: OptionalTime = None,
+        include_replayed: bool = False,
+        limit: Limit = 100,
+    ) -> list[dict[str, Any]]:
+        letters = await deliveries.dead_letters(
+            LetterFilter(connection, reason, since, until),
+            include_replayed=include_replayed,
+            limit=limit,
+        )
+        return [dead_letter_view(d) for d in letters]
+
+    @api.get("/dead-letters/{letter_id}", dependencies=guard, tags=["delivery"])
+    async def dead_letter(letter_id: LetterId) -> dict[str, Any]:
+        return dead_letter_view(await deliveries.dead_letter(letter_id), with_payload=True)
+
+    @api.post("/dead-letters/{letter_id}/replay", dependencies=guard, tags=["delivery"])
+    async def replay_one(letter_id: LetterId) -> dict[str, Any]:
+        count = await deliveries.replay_one(letter_id)
+        log.info("dead letter %d: replay queued", letter_id)
+        return {"replaying": count}
+
+    @api.post("/dead-letters/replay", dependencies=guard, tags=["delivery"])
+    async def replay_matching(body: m.ReplayFilter) -> dict[str, Any]:
+        """Replay every unreplayed dead letter of a connection matching the filter."""
+        where = LetterFilter(body.connection, body.reason, body.since, body.until, body.message_id)
+        count = await deliveries.replay_matching(where)
+        log.info("connection %s: %d dead letters queued for replay", body.connection, count)
+        return {"connection": body.connection, "replaying": count}
+
+    @api.get("/messages/{message_id}", dependencies=guard, tags=["delivery"])
+    async def trace(message_id: str) -> dict[str, Any]:
+        """What each connection made of one message: fate, attempts, request and response."""
+        return await deliveries.trace(message_id)
+
+    @api.get("/rejects", dependencies=guard, tags=["delivery"])
+    async def rejects(source: str | None = None, limit: Limit = 100) -> list[dict[str, Any]]:
+        """Calls refused at ingest, newest first, with the reason and the start of the payload."""
+        return await deliveries.rejects(source, limit)
 
     return api
 
 
-def _code(status: int) -> str:
-    return {401: "unauthorized", 404: "not_found", 409: "conflict", 422: "invalid"}.get(
-        status, "error"
-    )
+def _install_error_handlers(api: FastAPI) -> None:
+    @api.exception_handler(ManagementError)
+    async def management_error(_: Request, exc: ManagementError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+    @api.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Name the field; never echo the input (it may hold a secret).
+        first = exc.errors()[0] if exc.errors() else {}
+        where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(where) or "body"
+        message = f"{field}: {first.get('msg', 'invalid')}"
+        return JSONResponse(
+            {"code": "invalid", "message": message, "field": field}, status_code=422
+        )
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"code": _CODES.get(exc.status_code, "error"), "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @api.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("management API: unexpected %s", type(exc).__name__, exc_info=exc)
+        return JSONResponse(
+            {"code": "internal", "message": "internal error; the server log has the details"},
+            status_code=500,
+        )

@@ -21,9 +21,7 @@ class Filtered(Exception):
     """A rule says this message has nothing to do in Customer.io; the text names the rule."""
 
 
-def fit_attributes(
-    attributes: dict[str, Any], what: str, adjustments: list[str]
-) -> dict[str, Any]:
+def fit_attributes(attributes: dict[str, Any], what: str, adjustments: list[str]) -> dict[str, Any]:
     """`attributes` within the name and value limits; `what` names them in messages ("trait")."""
     fitted: dict[str, Any] = {}
     for name, value in attributes.items():

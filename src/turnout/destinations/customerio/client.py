@@ -107,9 +107,7 @@ class CustomerIOClient:
         await self.gate.acquire()
         count = len(request.operations)
         try:
-            response = await self._http.request(
-                request.method, request.path, content=request.body
-            )
+            response = await self._http.request(request.method, request.path, content=request.body)
         except httpx.TimeoutException:
             reason = f"no answer within {self.settings.request_timeout:g}s; will retry"
             return self._attach(request, [SendResult(Status.RETRY, reason)] * count)
@@ -146,8 +144,9 @@ class CustomerIOClient:
         status = response.status_code
         if status in (401, 403):
             return CheckResult(
-                False, f"Customer.io rejected the Site ID / API key ({status}): check them under "
-                "Workspace Settings > API Credentials (Track API keys)"
+                False,
+                f"Customer.io rejected the Site ID / API key ({status}): check them under "
+                "Workspace Settings > API Credentials (Track API keys)",
             )
         if status == 429:
             self.gate.slow_down(_retry_after(response))

@@ -98,6 +98,12 @@ class Call:
         self.adjustments: list[str] = []
         self.properties: dict[str, Any] = dict(message.properties or {})
 
+    def context(self, key: str) -> dict[str, Any]:
+        """A `context` sub-object (`page`, `device`, `os`, ...), or {} when absent or not an object:
+        the spec lets SDKs put anything there, and a stray value must not break mapping."""
+        value = self.message.context.get(key)
+        return value if isinstance(value, dict) else {}
+
     # -- who ---------------------------------------------------------------------------------
 
     def person(self, identifier: str, field: str = "userId") -> PersonRef:
@@ -151,12 +157,17 @@ class Call:
                 f"event data limit ({limits.EVENT_DATA_MAX_BYTES} bytes): the {kind}'s "
                 f"properties are {size} bytes"
             )
-        dedupe_id = ulid_for(self.message.message_id, self.message.timestamp)
+        stamped = self.message.original_timestamp or self.message.timestamp
+        dedupe_id = ulid_for(self.message.message_id, stamped)
         person = self.user()
         if person is not None:
             event = PersonEvent(
-                person=person, kind=kind, name=name, data=data,
-                timestamp=self.seconds(), id=dedupe_id,
+                person=person,
+                kind=kind,
+                name=name,
+                data=data,
+                timestamp=self.seconds(),
+                id=dedupe_id,
             )
             return [*self.anonymous_link(person), event]
         anonymous_id = self.message.anonymous_id
@@ -165,8 +176,12 @@ class Call:
         check_value(anonymous_id, "anonymousId")
         return [
             AnonymousEvent(
-                anonymous_id=anonymous_id, kind=kind, name=name, data=data,
-                timestamp=self.seconds(), id=dedupe_id,
+                anonymous_id=anonymous_id,
+                kind=kind,
+                name=name,
+                data=data,
+                timestamp=self.seconds(),
+                id=dedupe_id,
             )
         ]
 
@@ -187,7 +202,7 @@ class Call:
 
 def _identify(call: Call) -> list[Operation]:
     message = call.message
-    traits = dict(message.traits or message.context.get("traits") or {})
+    traits = dict(message.traits or call.context("traits"))
     if message.user_id:
         person = call.person(message.user_id)
     elif isinstance(traits.get("email"), str) and traits["email"]:
@@ -253,7 +268,7 @@ def _track(call: Call) -> list[Operation]:
 
 def _page(call: Call) -> list[Operation]:
     props = call.properties
-    page = call.message.context.get("page") or {}
+    page = call.context("page")
     url = _text(props.get("url")) or _text(page.get("url"))
     name = _text(call.message.name) or _text(props.get("name"))
     note = ""
@@ -299,16 +314,20 @@ def _group(call: Call) -> list[Operation]:
 
     def item_size(part: dict[str, Any]) -> int:
         probe = IdentifyObject(
-            object_type_id=object_type_id, object_id=message.group_id or "",
-            attributes=part, relationships=relationships,
+            object_type_id=object_type_id,
+            object_id=message.group_id or "",
+            attributes=part,
+            relationships=relationships,
         )
         return len(json_bytes(probe.v2_item()))
 
     parts = split_attributes(attributes, limits.ATTRIBUTES_PER_CALL_MAX, item_size)
     objects: list[Operation] = [
         IdentifyObject(
-            object_type_id=object_type_id, object_id=message.group_id,
-            attributes=part, relationships=relationships if index == 0 else (),
+            object_type_id=object_type_id,
+            object_id=message.group_id,
+            attributes=part,
+            relationships=relationships if index == 0 else (),
         )
         for index, part in enumerate(parts)
     ]

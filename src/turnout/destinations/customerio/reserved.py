@@ -105,9 +105,7 @@ def _object_deleted(call: Call) -> list[Operation]:
 def _relationship_deleted(call: Call) -> list[Operation]:
     person = call.require_user("Relationship Deleted")
     object_type_id, object_id = _object(call, "Relationship Deleted")
-    return [
-        DeleteRelationship(object_type_id=object_type_id, object_id=object_id, person=person)
-    ]
+    return [DeleteRelationship(object_type_id=object_type_id, object_id=object_id, person=person)]
 
 
 HANDLERS: dict[str, Callable[[Call], list[Operation]]] = {
@@ -128,7 +126,7 @@ HANDLERS: dict[str, Callable[[Call], list[Operation]]] = {
 
 
 def _token(call: Call) -> str | None:
-    device = call.message.context.get("device") or {}
+    device = call.context("device")
     token = device.get("token") or call.properties.get("token")
     return token if isinstance(token, str) and token else None
 
@@ -153,8 +151,7 @@ def _check_token(token: str) -> None:
 def _platform(call: Call) -> Platform | None:
     """`ios` or `android`, from context.os.name (e.g. "iOS", "iPadOS", "Android") or
     context.device.type."""
-    context = call.message.context
-    for raw in ((context.get("os") or {}).get("name"), (context.get("device") or {}).get("type")):
+    for raw in (call.context("os").get("name"), call.context("device").get("type")):
         name = raw.lower() if isinstance(raw, str) else ""
         if "android" in name:
             return "android"
@@ -173,9 +170,9 @@ def _add_device(
     """The device with Customer.io's reserved attributes filled from the call's context."""
     context = call.message.context
     found = {
-        "app_version": (context.get("app") or {}).get("version"),
-        "device_os": (context.get("os") or {}).get("version"),
-        "device_model": (context.get("device") or {}).get("model"),
+        "app_version": call.context("app").get("version"),
+        "device_os": call.context("os").get("version"),
+        "device_model": call.context("device").get("model"),
         "device_locale": context.get("locale"),
     }
     found.update({k: v for k, v in (extra or {}).items() if k != "token"})
@@ -191,8 +188,11 @@ def _add_device(
                 "(attribute value limit)"
             )
     return AddDevice(
-        person=person, token=token, platform=platform,
-        last_used=call.seconds(), attributes=attributes,
+        person=person,
+        token=token,
+        platform=platform,
+        last_used=call.seconds(),
+        attributes=attributes,
     )
 
 
@@ -213,8 +213,8 @@ def _object(call: Call, what: str) -> tuple[str, str]:
     `object_id`, or `context.groupId`), typed by `properties.objectTypeId` (or `object_type_id`,
     or the connection's `object_type_id`)."""
     props = call.properties
-    object_id = props.get("objectId") or props.get("object_id") or call.message.context.get(
-        "groupId"
+    object_id = (
+        props.get("objectId") or props.get("object_id") or call.message.context.get("groupId")
     )
     if object_id is None or object_id == "":
         raise Rejected(f"{what} without properties.objectId")

@@ -36,7 +36,7 @@ def iso_to_unix(value: str) -> int | None:
         # fromisoformat takes at most microseconds; drop nanosecond digits.
         head, _, tail = text.partition(".")
         digits = "".join(ch for ch in tail if ch.isdigit())
-        text = f"{head}.{digits[:6]}{tail[len(digits):]}"
+        text = f"{head}.{digits[:6]}{tail[len(digits) :]}"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

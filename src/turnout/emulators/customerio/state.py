@@ -154,7 +154,10 @@ class WorkspaceState:
             i is not None and i.key() in self._suppressed for i in idents
         )
 
-    def _create(self, who: Ident, at: float) -> Person:
+    def _create(self, who: Ident, at: float, ts: float | None = None) -> Person:
+        """A new person named by `who`. Default attributes carry the update time of the call
+        (`ts`) so the call's own attributes, e.g. an explicit ``created_at``, still apply."""
+        stamp = at if ts is None else ts
         self._next_cio += 1
         person = Person(cio_id=f"{self._next_cio:08x}", id=None, email=None, created_at=at)
         if self.config.activity_limit is not None:
@@ -165,9 +168,9 @@ class WorkspaceState:
         elif who.kind == "email":
             self._set_email(person, who.value)
             person.attributes["email"] = who.value
-            person.attribute_times["email"] = at
+            person.attribute_times["email"] = stamp
         person.attributes["created_at"] = int(at)
-        person.attribute_times["created_at"] = at
+        person.attribute_times["created_at"] = stamp
         self.counters["people_created"] += 1
         return person
 
@@ -267,12 +270,12 @@ class WorkspaceState:
                     self._set_id(person, op.who.value)
                 else:
                     self._set_email(person, op.who.value)
+        ts = float(op.timestamp) if op.timestamp is not None else at
         if person is None:
             if op.update_only:
                 self._drop("update_only_unknown", op, str(op.who), at)
                 return
-            person = self._create(op.who, at)
-        ts = float(op.timestamp) if op.timestamp is not None else at
+            person = self._create(op.who, at, ts)
 
         # Identifier changes carried in the body.
         if body_id is not None and body_id != person.id:

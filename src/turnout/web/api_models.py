@@ -1,0 +1,84 @@
+"""Request bodies of the management API. Their constraints are the API's contract (they appear in
+the OpenAPI description), so bounds here mirror what the store and the log can take."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from turnout.web.names import NAME_PATTERN, WRITE_KEY_PATTERN
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["web"])]
+WriteKey = Annotated[str, Field(pattern=WRITE_KEY_PATTERN)]
+# Unix seconds between 1970 and 5138: wide enough for any date, finite for SQLite and the log.
+UnixTime = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
+RateLimit = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceCreate(_Body):
+    name: Name
+    write_key: WriteKey | None = Field(default=None, description="Generated when omitted")
+
+
+class SourceRename(_Body):
+    name: Name = Field(description="The new name; connections follow the rename")
+
+
+class SourceRotate(_Body):
+    write_key: WriteKey | None = Field(
+        default=None, description="The new key; generated when omitted. The old key stops working."
+    )
+
+
+class ConnectionCreate(_Body):
+    name: Name = Field(description="Unique among connections")
+    destination: str = Field(default="customerio", max_length=64)
+    sources: list[Name] = Field(default_factory=list, max_length=1000)
+    settings: dict[str, Any] = Field(
+        description="The destination's settings (see GET /destinations); secrets are encrypted"
+    )
+    enabled: bool = True
+    rate_limit: RateLimit | None = Field(
+        default=None, description="Requests per second; the destination's default when null"
+    )
+    deliver_history: bool = Field(
+        default=False,
+        description="Also deliver the calls the log still holds; otherwise only new calls",
+    )
+
+
+class ConnectionUpdate(_Body):
+    settings: dict[str, Any] | None = Field(
+        default=None,
+        description="Replaces the settings; a secret left empty or sent back masked is kept",
+    )
+    sources: list[Name] | None = Field(default=None, max_length=1000)
+    enabled: bool | None = None
+    rate_limit: RateLimit | None = Field(
+        default=None, description="Requests per second; send null to use the default"
+    )
+
+
+class CredentialsCheck(_Body):
+    destination: str = Field(default="customerio", max_length=64)
+    settings: dict[str, Any]
+    stored_from: Name | None = Field(
+        default=None, description="A saved connection whose secrets fill in empty ones"
+    )
+
+
+class Redeliver(_Body):
+    since: UnixTime = Field(description="Unix seconds: everything received from then on is resent")
+
+
+class ReplayFilter(_Body):
+    connection: Name
+    reason: str | None = Field(default=None, max_length=500, description="Substring of the reason")
+    since: UnixTime | None = None
+    until: UnixTime | None = None
+    message_id: str | None = Field(default=None, max_length=500)

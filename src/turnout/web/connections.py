@@ -1,0 +1,261 @@
+"""Managing connections: validate, save and apply at once, pause/resume, test credentials.
+
+Saving goes through the destination's settings struct, so the dashboard, the API and the
+configuration file accept exactly the same settings and fail with the same field-named errors.
+Secrets are write-only: an update that leaves a secret empty (or sends back its masked form)
+keeps the stored value, so nobody has to re-type a key to change something else.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from turnout.delivery.manager import SettingsError, parse_settings
+from turnout.destinations import registry
+from turnout.destinations.base import CheckResult, Destination
+from turnout.store.models import Connection
+from turnout.store.secrets import mask
+from turnout.web.errors import ManagementError, invalid, not_found
+from turnout.web.names import NAME_RULE, valid_name
+
+if TYPE_CHECKING:
+    from turnout.app import Turnout
+
+CHECK_TIMEOUT = 8.0  # seconds: a credentials check answers a person waiting at a form
+
+_AT_FIELD = re.compile(r"^(?P<what>.*) - at `(?:\$\.)?(?P<field>[^`\[]+)[^`]*`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
+_PREFIXED = re.compile(r"^(?P<field>[a-z_][a-z0-9_]*): (?P<what>.*)$")
+
+
+def settings_error(exc: SettingsError) -> ManagementError:
+    """Rephrase a settings validation error so that it starts with the field it is about."""
+    text = str(exc).removeprefix("settings: ")
+    if match := _MISSING.match(text):
+        field = match["field"]
+        return invalid(field, f"{field}: required")
+    if match := _UNKNOWN.match(text):
+        field = match["field"]
+        return invalid(field, f"{field}: not a setting of this destination")
+    if match := _AT_FIELD.match(text):
+        field = match["field"]
+        return invalid(field, f"{field}: {match['what']}")
+    if match := _PREFIXED.match(text):
+        return invalid(match["field"], text)
+    return invalid("settings", f"settings: {text}")
+
+
+def destination_named(name: str) -> Destination:
+    try:
+        return registry.get(name)
+    except KeyError:
+        raise invalid(
+            "destination",
+            f"destination: unknown destination {name!r}; known: {', '.join(registry.names())}",
+        ) from None
+
+
+def keep_stored_secrets(
+    destination: Destination, new: dict[str, Any], stored: dict[str, Any]
+) -> dict[str, Any]:
+    """Secrets left empty, or sent back masked, keep their stored value."""
+    merged = dict(new)
+    for key in destination.secret_fields:
+        value = merged.get(key)
+        old = stored.get(key)
+        if old and (value in (None, "") or value == mask(str(old))):
+            merged[key] = old
+    return merged
+
+
+class _NoGate:
+    """A credentials check sends one request; it needs no rate limit."""
+
+    async def acquire(self) -> None:
+        return None
+
+    def slow_down(self, retry_after: float | None) -> None:
+        return None
+
+
+class Connections:
+    def __init__(self, turnout: Turnout) -> None:
+        self._turnout = turnout
+        self._store = turnout.store
+
+    @property
+    def _delivers(self) -> bool:
+        return self._turnout.config.server.role != "ingest"
+
+    async def all(self) -> list[Connection]:
+        return await self._store.list_connections()
+
+    async def get(self, name: str) -> Connection:
+        connection = await self._store.get_connection(name)
+        if connection is None:
+            raise not_found("connection", name)
+        return connection
+
+    def status(self, name: str) -> dict[str, Any] | None:
+        """The lane's live state, or None when no lane runs for it (e.g. invalid settings)."""
+        lane = self._turnout.delivery.lanes.get(name)
+        if lane is None:
+            return None
+        status = lane.status()
+        return {
+            "state": status.state.value,
+            "detail": status.detail,
+            "position": status.position,
+            "held": status.held,
+            "blocked_people": status.blocked_people,
+            "in_flight": status.in_flight,
+        }
+
+    def validate(self, destination: Destination, settings: dict[str, Any]) -> Any:
+        """The parsed settings struct, or a field-named `ManagementError`."""
+        try:
+            return parse_settings(destination, settings)
+        except SettingsError as exc:
+            raise settings_error(exc) from None
+
+    def normalise(self, destination: Destination, settings: dict[str, Any]) -> dict[str, Any]:
+        """The given settings as their typed, cleaned values ("30" from a form becomes 30).
+
+        Only the keys given are kept: a setting left out follows the destination's default,
+        even if that default changes in a later version.
+        """
+        parsed = msgspec.to_builtins(self.validate(destination, settings))
+        return {key: parsed[key] for key in settings if key in parsed}
+
+    async def _check_sources(self, sources: list[str]) -> None:
+        known = {s.name for s in await self._store.list_sources()}
+        for source in sources:
+            if source not in known:
+                raise invalid("sources", f"sources: no source named {source!r}")
+
+    async def create(
+        self,
+        name: str,
+        destination: str,
+        settings: dict[str, Any],
+        sources: list[str],
+        *,
+        enabled: bool = True,
+        rate_limit: float | None = None,
+        deliver_history: bool = False,
+    ) -> Connection:
+        """Save a new connection and start its lane at once.
+
+        A new connection starts at the log's head (like adding a destination in Segment: new
+        calls only), unless `deliver_history` asks for everything still retained.
+        """
+        name = name.strip()
+        if not valid_name(name):
+            raise invalid("name", f"name: use {NAME_RULE}")
+        if await self._store.get_connection(name) is not None:
+            raise ManagementError(
+                409,
+                "name_taken",
+                f"a connection named {name!r} already exists; connection names are unique,"
+                " so choose another name (or edit the existing connection)",
+                "name",
+            )
+        found = destination_named(destination)
+        normalised = self.normalise(found, settings)
+        await self._check_sources(sources)
+        connection = Connection(
+            name=name,
+            destination=destination,
+            settings=normalised,
+            sources=list(sources),
+            enabled=enabled,
+            rate_limit=rate_limit,
+        )
+        start = 0 if deliver_history else await self._turnout.log.head()
+        # The lane's position lives in the log under this id; a connection of the same name may
+        # have existed before, so set it explicitly rather than inherit it.
+        await self._turnout.log.reset_position(f"connection:{name}", start)
+        await self._store.put_connection(connection)
+        await self._apply(connection)
+        return await self.get(name)
+
+    async def update(
+        self,
+        name: str,
+        *,
+        settings: dict[str, Any] | None = None,
+        sources: list[str] | None = None,
+        enabled: bool | None = None,
+        rate_limit: float | None = None,
+        set_rate_limit: bool = False,
+    ) -> Connection:
+        """Change a connection and restart its lane with the new settings (position kept)."""
+        connection = await self.get(name)
+        found = destination_named(connection.destination)
+        if settings is not None:
+            merged = keep_stored_secrets(found, settings, connection.settings)
+            connection.settings = self.normalise(found, merged)
+        if sources is not None:
+            await self._check_sources(sources)
+            connection.sources = list(sources)
+        if enabled is not None:
+            connection.enabled = enabled
+        if set_rate_limit:
+            connection.rate_limit = rate_limit
+        await self._store.put_connection(connection)
+        await self._apply(connection)
+        return await self.get(name)
+
+    async def delete(self, name: str) -> None:
+        await self.get(name)
+        await self._turnout.delivery.remove(name)
+        await self._store.delete_connection(name)
+        await self._store.forget_connection(name)
+
+    async def set_enabled(self, name: str, enabled: bool) -> Connection:
+        """Pause or resume: the backlog stays in the log while paused."""
+        connection = await self.get(name)
+        connection.enabled = enabled
+        await self._store.put_connection(connection)
+        lane = self._turnout.delivery.lanes.get(name)
+        if lane is None:
+            await self._apply(connection)
+        elif enabled:
+            lane.resume()
+        else:
+            lane.pause()
+        return connection
+
+    async def check(
+        self, destination: str, settings: dict[str, Any], stored_from: str | None = None
+    ) -> CheckResult:
+        """Ask the destination whether these credentials work, without saving anything.
+
+        `stored_from` names a saved connection whose secrets fill in those left empty, so an
+        edit form can test a changed region without the key being typed again.
+        """
+        found = destination_named(destination)
+        if stored_from is not None:
+            settings = keep_stored_secrets(found, settings, (await self.get(stored_from)).settings)
+        parsed = self.validate(found, settings)
+        if hasattr(parsed, "request_timeout"):
+            parsed.request_timeout = min(parsed.request_timeout, CHECK_TIMEOUT)
+        client = found.client(parsed, _NoGate())
+        try:
+            return await client.check()
+        finally:
+            await client.aclose()
+
+    async def redeliver(self, name: str, since: float) -> int:
+        await self.get(name)
+        if not self._delivers:
+            raise ManagementError(409, "not_running", "this process does not deliver (role)")
+        return await self._turnout.delivery.redeliver_since(name, since)
+
+    async def _apply(self, connection: Connection) -> None:
+        if self._delivers:
+            await self._turnout.delivery.apply(connection)

@@ -1,0 +1,245 @@
+"""The delivery engine's promises, against the emulator's fault injection.
+
+Isolation per connection, order per person across retries, nothing lost or duplicated across
+kill -9, outages of 5xx and 429 ridden out, credentials rejected then fixed, dead letters replayed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+from support import API_KEY, SITE_ID, WRITE_KEY, TurnoutProcess, basic, wait_until, write_config
+
+from turnout.emulators.customerio import CustomerIOEmulator, EmulatorConfig, run_emulator
+
+
+def _events(emulator: CustomerIOEmulator, person: str) -> list[str]:
+    found = emulator.state.person(person)
+    return [a.name for a in found.activity] if found else []
+
+
+def _sent_ids(emulator: CustomerIOEmulator) -> Counter[str]:
+    """Dedupe ids of every event item the emulator was sent and accepted (re-sends included)."""
+    ids: Counter[str] = Counter()
+    for request in list(emulator.requests):
+        if request.status != 200 or not isinstance(request.body, dict):
+            continue
+        for item in request.body.get("batch", [request.body]):
+            if isinstance(item, dict) and item.get("id"):
+                ids[item["id"]] += 1
+    return ids
+
+
+def test_one_person_order_survives_retries_while_others_flow(
+    turnout: TurnoutProcess, emulator: CustomerIOEmulator
+) -> None:
+    emulator.faults.fail_fraction(0.3, status=503)
+    batch = [{"type": "track", "userId": f"p{i % 5}", "event": f"n {i}"} for i in range(100)]
+    for start in range(0, 100, 20):
+        assert turnout.post("/v1/batch", {"batch": batch[start : start + 20]}).status_code == 200
+    for person in (f"p{k}" for k in range(5)):
+        names = wait_until(
+            lambda p=person: len(_events(emulator, p)) == 20 and _events(emulator, p),
+            timeout=60,
+            what=f"twenty events of {person}",
+        )
+        numbers = [int(n.split()[1]) for n in names]
+        assert numbers == sorted(numbers), f"{person} out of order: {numbers}"
+    emulator.faults.clear()
+
+
+def test_a_failing_connection_does_not_slow_another(tmp_path: Path) -> None:
+    with (
+        run_emulator(EmulatorConfig(site_id=SITE_ID, api_key=API_KEY)) as healthy,
+        run_emulator(EmulatorConfig(site_id=SITE_ID, api_key=API_KEY)) as broken,
+    ):
+        broken.faults.fail_for(3600, status=503)
+        config = write_config(
+            tmp_path,
+            healthy.url,
+            extra=f"""
+[[connections]]
+name = "broken"
+destination = "customerio"
+sources = ["web"]
+[connections.settings]
+site_id = "{SITE_ID}"
+api_key = "env:CIO_API_KEY"
+track_url = "{broken.url}"
+""",
+        )
+        with TurnoutProcess(config) as turnout:
+            for i in range(50):
+                turnout.post("/v1/track", {"userId": f"u{i}", "event": "ping"})
+            wait_until(
+                lambda: sum(len(_events(healthy, f"u{i}")) for i in range(50)) == 50,
+                what="all fifty events at the healthy connection",
+            )
+            assert broken.state.people == []
+            status = turnout.api("GET", "/connections/broken").json()["status"]
+            assert status["held"] == 50 or status["blocked_people"] > 0
+
+
+def test_kill_during_load_loses_nothing_and_duplicates_nothing(
+    tmp_path: Path, emulator: CustomerIOEmulator
+) -> None:
+    config = write_config(tmp_path, emulator.url)
+    acknowledged: list[tuple[str, int]] = []
+    turnout = TurnoutProcess(config).start()
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(headers=basic(WRITE_KEY), timeout=5) as client:
+            n = 0
+            while not stop.is_set():
+                batch = [
+                    {"type": "track", "userId": f"k{(n + j) % 7}", "event": f"e {n + j}"}
+                    for j in range(10)
+                ]
+                try:
+                    r = client.post(turnout.url + "/v1/batch", json={"batch": batch})
+                except httpx.HTTPError:
+                    break
+                if r.status_code == 200:
+                    acknowledged.extend((b["userId"], n + j) for j, b in enumerate(batch))
+                n += 10
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    wait_until(lambda: len(acknowledged) > 300, what="some load")
+    turnout.kill()
+    stop.set()
+    loader.join()
+
+    with TurnoutProcess(config):
+        expected = Counter(person for person, _ in acknowledged)
+        for person, count in expected.items():
+            wait_until(
+                lambda p=person, c=count: len(_events(emulator, p)) >= c,
+                timeout=60,
+                what=f"{count} events of {person}",
+            )
+        for person in expected:
+            names = _events(emulator, person)
+            numbers = [int(n.split()[1]) for n in names]
+            acked = sorted(n for p, n in acknowledged if p == person)
+            assert set(acked) <= set(numbers), "an acknowledged event is missing"
+            assert len(numbers) == len(set(numbers)), "an event reached Customer.io twice"
+            assert numbers == sorted(numbers), "order per person was not kept"
+
+
+def test_an_outage_of_5xx_then_429_is_ridden_out(
+    turnout: TurnoutProcess, emulator: CustomerIOEmulator
+) -> None:
+    emulator.faults.fail_for(20, status=503)
+    for i in range(10):
+        turnout.post("/v1/track", {"userId": "o1", "event": f"during 5xx {i}"})
+    time.sleep(10)
+    emulator.faults.clear()
+    emulator.faults.fail_for(10, status=429, retry_after=2)
+    for i in range(10):
+        turnout.post("/v1/track", {"userId": "o2", "event": f"during 429 {i}"})
+    wait_until(lambda: len(_events(emulator, "o1")) == 10, timeout=120, what="the 5xx outage")
+    wait_until(lambda: len(_events(emulator, "o2")) == 10, timeout=120, what="the 429 outage")
+    assert _events(emulator, "o1") == [f"during 5xx {i}" for i in range(10)]
+    metrics = httpx.get(turnout.url + "/metrics").text
+    assert 'turnout_delivery_retries_total{connection="cio"}' in metrics
+
+
+def test_rejected_credentials_pause_then_resume_with_the_backlog(
+    turnout: TurnoutProcess, emulator: CustomerIOEmulator
+) -> None:
+    emulator.faults.revoke_key()
+    for i in range(5):
+        turnout.post("/v1/track", {"userId": "c1", "event": f"held {i}"})
+    status = wait_until(
+        lambda: (s := turnout.api("GET", "/connections/cio").json()["status"])
+        and s["state"] == "credentials_rejected"
+        and s,
+        what="the connection to report rejected credentials",
+    )
+    assert "credentials rejected" in status["detail"]
+    assert _events(emulator, "c1") == []
+    emulator.faults.set_credentials(SITE_ID, API_KEY)  # the user fixes the key...
+    assert turnout.api("POST", "/connections/cio/resume").status_code == 200  # ...and resumes
+    wait_until(lambda: len(_events(emulator, "c1")) == 5, what="the held backlog")
+    assert _events(emulator, "c1") == [f"held {i}" for i in range(5)]
+
+
+def test_permanent_failures_are_dead_lettered_then_replayed(
+    turnout: TurnoutProcess, emulator: CustomerIOEmulator, tmp_path: Path
+) -> None:
+    emulator.faults.fail_next(3, status=400)
+    for i in range(3):
+        turnout.post("/v1/track", {"userId": f"d{i}", "event": "doomed"})
+    letters = wait_until(
+        lambda: len(r := turnout.api("GET", "/dead-letters?connection=cio").json()) == 3 and r,
+        what="three dead letters",
+    )
+    assert all("400" in letter["response"] for letter in letters)
+    trace = turnout.api("GET", f"/messages/{letters[0]['message_id']}").json()
+    assert trace["deliveries"][0]["fate"] == "dead_lettered"
+
+    replay = subprocess.run(
+        [sys.executable, "-m", "turnout", "replay", "cio", "--config", str(turnout.config)],
+        capture_output=True,
+        text=True,
+        env=turnout.env,
+    )
+    assert replay.returncode == 0, replay.stderr
+    assert "replaying 3 dead letter(s)" in replay.stdout
+    for i in range(3):
+        wait_until(lambda k=i: _events(emulator, f"d{k}") == ["doomed"], what="replayed letters")
+    wait_until(
+        lambda: turnout.api("GET", "/dead-letters?connection=cio").json() == [],
+        what="the replayed letters to leave the list",
+    )
+
+
+def test_a_message_retried_past_the_retry_window_is_dead_lettered(
+    tmp_path: Path, emulator: CustomerIOEmulator
+) -> None:
+    config = write_config(tmp_path, emulator.url, extra="retry_window_hours = 0.0005")
+    emulator.faults.fail_for(3600, status=503)
+    with TurnoutProcess(config) as turnout:
+        turnout.post("/v1/track", {"userId": "w1", "event": "never"})
+        letters = wait_until(
+            lambda: turnout.api("GET", "/dead-letters").json(),
+            timeout=30,
+            what="the message to give up",
+        )
+        assert "gave up after" in letters[0]["reason"]
+
+
+def test_redelivery_from_a_point_in_time_sends_again_with_the_same_dedupe_ids(
+    turnout: TurnoutProcess, emulator: CustomerIOEmulator
+) -> None:
+    start = time.time() - 1
+    for i in range(5):
+        turnout.post("/v1/track", {"userId": "r1", "event": f"again {i}"})
+    wait_until(lambda: len(_events(emulator, "r1")) == 5, what="first delivery")
+    first = _sent_ids(emulator)
+    response = turnout.api("POST", "/connections/cio/redeliver", json={"since": start})
+    assert response.status_code == 200, response.text
+    wait_until(lambda: sum(_sent_ids(emulator).values()) >= 10, what="the re-delivery")
+    assert set(_sent_ids(emulator)) == set(first)  # the same ids: Customer.io dedupes them
+    assert len(_events(emulator, "r1")) == 5
+
+
+def test_full_disk_makes_ingest_answer_503_not_lose_data(
+    tmp_path: Path, emulator: CustomerIOEmulator
+) -> None:
+    # A free-space floor larger than any disk: the log must refuse, loudly, with Retry-After.
+    config = write_config(tmp_path, emulator.url)
+    config.write_text(config.read_text().replace('sync = "normal"', 'min_free_mb = 1000000000'))
+    with TurnoutProcess(config) as turnout:
+        response = turnout.post("/v1/track", {"userId": "f1", "event": "refused"})
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+        assert response.json()["code"] == "overloaded"
