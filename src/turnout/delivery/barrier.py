@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections import deque
+from collections import OrderedDict, deque
 
 
 class Barrier:
     def __init__(self, per_person: int) -> None:
         self.per_person = per_person
         self._queues: dict[str, deque[int]] = {}
-        self._ready: dict[str, None] = {}  # insertion-ordered set: fair, first come first served
+        # An ordered set, first come first served. OrderedDict, not dict: popping the oldest of
+        # a plain dict again and again scans the holes left by earlier pops (quadratic).
+        self._ready: OrderedDict[str, None] = OrderedDict()
         self._busy: set[str] = set()
         self._blocked: dict[str, float] = {}
         self._timers: list[tuple[float, str]] = []
@@ -84,8 +86,7 @@ class Barrier:
         """Up to `limit` (person, offset) pairs, one per ready person; they become busy."""
         taken: list[tuple[str, int]] = []
         while self._ready and len(taken) < limit:
-            person = next(iter(self._ready))
-            del self._ready[person]
+            person, _ = self._ready.popitem(last=False)
             self._busy.add(person)
             taken.append((person, self._queues[person][0]))
         return taken

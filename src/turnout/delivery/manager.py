@@ -12,17 +12,18 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
 from turnout.config import DeliveryConfig
 from turnout.delivery.gate import RateGate
 from turnout.delivery.lane import Lane
+from turnout.delivery.lane_group import LaneGroup
 from turnout.destinations.base import Destination
 from turnout.log.base import EventLog
+from turnout.store.base import StateStore
 from turnout.store.models import Connection, DeadLetter
-from turnout.store.sqlite import Store
 from turnout.tap import Tap
 
 log = logging.getLogger("turnout.delivery")
@@ -45,7 +46,7 @@ class DeliveryManager:
     def __init__(
         self,
         log_: EventLog,
-        store: Store,
+        store: StateStore,
         destinations: Callable[[str], Destination],
         config: DeliveryConfig,
         tap: Tap,
@@ -57,7 +58,7 @@ class DeliveryManager:
         self._config = config
         self._tap = tap
         self._retention = retention_hours * 3600
-        self.lanes: dict[str, Lane] = {}
+        self.lanes: dict[str, Lane | LaneGroup] = {}
         self._lock = asyncio.Lock()
         self._housekeeping: asyncio.Task[None] | None = None
 
@@ -74,17 +75,29 @@ class DeliveryManager:
         await asyncio.gather(*(lane.stop() for lane in self.lanes.values()))
         self.lanes.clear()
 
-    def lane_for(self, connection: Connection, *, skip_recorded: bool = True) -> Lane:
+    def lane_for(
+        self,
+        connection: Connection,
+        *,
+        skip_recorded: bool = True,
+        log_: EventLog | None = None,
+        gate: RateGate | None = None,
+    ) -> Lane:
+        """A lane for the connection; on a partitioned log, `log_` is one partition's view and
+        `gate` the rate gate the connection's lanes in this process share."""
         destination = self._destinations(connection.destination)
         settings = parse_settings(destination, connection.settings)
-        gate = RateGate(connection.rate_limit or destination.default_rate_limit, connection.name)
+        if gate is None:
+            gate = RateGate(
+                connection.rate_limit or destination.default_rate_limit, connection.name
+            )
         return Lane(
             connection,
             destination,
             settings,
             destination.client(settings, gate),
-            self._log,
-            self._store,
+            log_ or self._log,
+            cast(Any, self._store),
             self._config,
             self._tap,
             skip_recorded=skip_recorded,

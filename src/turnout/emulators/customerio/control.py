@@ -41,6 +41,10 @@ def build_control_app(emu: CustomerIOEmulator) -> Starlette:
     async def state(request: Request) -> Response:
         return _json(emu.state.snapshot())
 
+    async def counters(request: Request) -> Response:
+        # Cheap at any size (the full state is not): what benchmarks poll while they run.
+        return _json({"state": dict(emu.state.counters), "requests": emu.requests.counters()})
+
     async def requests(request: Request) -> Response:
         limit = int(request.query_params.get("limit", "1000"))
         records = list(emu.requests)[-limit:] if limit > 0 else []
@@ -79,6 +83,7 @@ def build_control_app(emu: CustomerIOEmulator) -> Starlette:
     return Starlette(routes=[
         Route("/_emulator/health", health),
         Route("/_emulator/state", state),
+        Route("/_emulator/counters", counters),
         Route("/_emulator/requests", requests),
         Route("/_emulator/faults", faults, methods=["GET", "POST"]),
         Route("/_emulator/config", config, methods=["GET", "POST"]),

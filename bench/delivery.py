@@ -1,0 +1,241 @@
+"""Delivery benchmark: throughput under a rate limit, end-to-end latency, memory with a backlog.
+
+Runs `turnout serve` and the Customer.io emulator as separate processes (as in production, the
+destination is another machine) and prints figures; it asserts nothing about time.
+
+    .venv/bin/python bench/delivery.py                  # all three parts
+    .venv/bin/python bench/delivery.py --only latency   # one part
+    .venv/bin/python bench/delivery.py --backlog 1000000
+
+1. throughput: a backlog of events for many people, a connection limited to 100 requests/s and
+   an emulator that itself answers 429 above 100 requests/s; reports events/s delivered against
+   what the limit allows at the batch size used, and the 429s seen.
+2. latency: events sent one by one at a steady rate, no rate limit; reports p50/p99 from the
+   moment the SDK-side request was sent to the moment the emulator received the event.
+3. memory: a backlog of N messages ingested while the destination is down, then the lane reads
+   it (still failing); reports the Turnout process's peak and current RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SITE, KEY, WRITE_KEY = "bench-site", "bench-key", "wk_bench"
+AUTH = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+@contextmanager
+def emulator(*args: str) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "turnout", "emulate", "customerio", "--port", str(port),
+         "--site-id", SITE, "--api-key", KEY, "--log-level", "warning", *args],
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/_emulator/health")
+        yield url
+    finally:
+        process.terminate()
+        process.wait()
+
+
+@contextmanager
+def turnout(track_url: str, rate_limit: float, enabled: bool = True) -> Iterator[
+    tuple[str, subprocess.Popen[bytes]]
+]:
+    port = free_port()
+    directory = Path(tempfile.mkdtemp(prefix="turnout-bench-"))
+    config = directory / "turnout.toml"
+    config.write_text(
+        f"""
+[server]
+listen = "127.0.0.1:{port}"
+data_dir = "{directory / 'data'}"
+admin_token = "bench"
+[log]
+sync = "normal"
+[[sources]]
+name = "web"
+write_key = "{WRITE_KEY}"
+[[connections]]
+name = "cio"
+destination = "customerio"
+sources = ["web"]
+rate_limit = {rate_limit}
+enabled = {str(enabled).lower()}
+[connections.settings]
+site_id = "{SITE}"
+api_key = "{KEY}"
+track_url = "{track_url}"
+batch_size = 100
+"""
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "turnout", "serve", "--config", str(config), "--log-level",
+         "warning"],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/health")
+        yield url, process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait()
+
+
+def ingest(url: str, total: int, people: int, batch: int = 100, **props: Any) -> None:
+    with httpx.Client(headers=AUTH, timeout=30) as client:
+        for start in range(0, total, batch):
+            items = [
+                {"type": "track", "userId": f"user-{(start + i) % people}",
+                 "event": "Bench Event", "properties": {"n": start + i, **props}}
+                for i in range(min(batch, total - start))
+            ]
+            r = client.post(url + "/v1/batch", json={"batch": items})
+            r.raise_for_status()
+
+
+def counters(emu: str) -> dict[str, Any]:
+    return httpx.get(emu + "/_emulator/counters", timeout=10).json()
+
+
+def delivered_events(emu: str) -> int:
+    return int(counters(emu)["state"].get("activity:event", 0))
+
+
+def throughput(events: int, people: int) -> None:
+    limit = 100.0
+    with emulator("--rate-limit", "100", "--rate-limit-period", "1") as emu, turnout(
+        emu, limit, enabled=False
+    ) as (url, _):
+        ingest(url, events, people)
+        headers = {"Authorization": "Bearer bench"}
+        httpx.post(url + "/api/v1/connections/cio/resume", headers=headers).raise_for_status()
+        start = time.monotonic()
+        # Skip the first second (connection warm-up), then time a steady stretch.
+        while delivered_events(emu) < events * 0.1:
+            time.sleep(0.05)
+        t0, d0 = time.monotonic(), delivered_events(emu)
+        while delivered_events(emu) < events * 0.9:
+            time.sleep(0.1)
+        t1, d1 = time.monotonic(), delivered_events(emu)
+        while delivered_events(emu) < events and time.monotonic() - start < 600:
+            time.sleep(0.1)
+        c = counters(emu)
+        rate = (d1 - d0) / (t1 - t0)
+        allowed = limit * 100
+        print(f"throughput: {rate:,.0f} events/s delivered with a {limit:g} requests/s limit and "
+              f"100 events per request = {rate / allowed:.1%} of the {allowed:,.0f} events/s "
+              f"the limit allows")
+        statuses = c["requests"]["by_status"]
+        print(f"  requests by status: {statuses}; 429s: {statuses.get('429', 0)}; "
+              f"delivered {delivered_events(emu):,} of {events:,}")
+
+
+def latency(count: int, rate: float) -> None:
+    with emulator("--record-limit", str(count + 100)) as emu, turnout(emu, 1000.0) as (url, _):
+        ingest(url, 50, 50)  # warm up connections
+        while delivered_events(emu) < 50:
+            time.sleep(0.05)
+        httpx.post(emu + "/_emulator/reset", json={"state": False, "faults": False})
+        sent: dict[int, float] = {}
+        with httpx.Client(headers=AUTH, timeout=10) as client:
+            next_at = time.monotonic()
+            for n in range(count):
+                body = {"userId": f"lat-{n % 200}", "event": "Latency", "properties": {"n": n}}
+                sent[n] = time.time()
+                client.post(url + "/v1/track", json=body).raise_for_status()
+                next_at += 1 / rate
+                time.sleep(max(0.0, next_at - time.monotonic()))
+        deadline = time.monotonic() + 30
+        while delivered_events(emu) < count + 50 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        records = httpx.get(emu + f"/_emulator/requests?limit={count + 100}", timeout=30).json()
+        arrivals: dict[int, float] = {}
+        for record in records["requests"]:
+            body = record.get("body")
+            items = body.get("batch", [body]) if isinstance(body, dict) else []
+            for item in items:
+                n = (item.get("attributes") or item.get("data") or {}).get("n")
+                if isinstance(n, int) and n in sent and n not in arrivals:
+                    arrivals[n] = record["received_at"]
+        delays = sorted((arrivals[n] - sent[n]) * 1000 for n in arrivals)
+        p50 = statistics.median(delays)
+        p99 = delays[int(len(delays) * 0.99) - 1]
+        print(f"latency: ingest → Customer.io p50 {p50:.1f} ms, p99 {p99:.1f} ms over "
+              f"{len(delays)} events at {rate:g} events/s")
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def memory(backlog: int) -> None:
+    with emulator() as emu, turnout(emu, 100.0) as (url, process):
+        httpx.post(emu + "/_emulator/faults", json={"status": 503, "seconds": 3600})
+        started = time.monotonic()
+        ingest(url, backlog, 100_000, batch=500)
+        took = time.monotonic() - started
+        time.sleep(5)  # the lane reads its window of the backlog and keeps retrying it
+        now, peak = rss_mb(process.pid)
+        print(f"memory: backlog of {backlog:,} messages (ingested in {took:.0f} s, "
+              f"{backlog / took:,.0f}/s): Turnout RSS {now:.0f} MB now, {peak:.0f} MB peak")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=["throughput", "latency", "memory"])
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--people", type=int, default=20_000)
+    parser.add_argument("--latency-events", type=int, default=1000)
+    parser.add_argument("--latency-rate", type=float, default=100.0)
+    parser.add_argument("--backlog", type=int, default=1_000_000)
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    if args.only in (None, "throughput"):
+        throughput(args.events, args.people)
+    if args.only in (None, "latency"):
+        latency(args.latency_events, args.latency_rate)
+    if args.only in (None, "memory"):
+        memory(args.backlog)
+
+
+if __name__ == "__main__":
+    main()

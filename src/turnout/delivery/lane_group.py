@@ -1,0 +1,80 @@
+"""One connection's lanes on a partitioned log: one lane per partition this process owns.
+
+Why a group: the dashboard and the management API speak of a connection's lane (its state,
+backlog, pause, resume, replay); on NATS a connection has one lane per owned partition. The
+group answers for all of them together, and shares one rate gate between them, sized to this
+process's part of the connection's rate limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from turnout.delivery.gate import MIN_RATE, RateGate
+from turnout.delivery.lane import Lane, LaneState, LaneStatus
+from turnout.store.models import Connection, DeadLetter
+
+
+class LaneGroup:
+    def __init__(self, connection: Connection, gate: RateGate, rate: float) -> None:
+        self.connection = connection
+        self.name = connection.name
+        self.gate = gate
+        self.rate = rate  # the connection's whole limit, across every process
+        self.lanes: dict[int, Lane] = {}
+
+    def share_rate(self, owned: int, partitions: int) -> None:
+        """This process sends for `owned` of `partitions`: it gets that part of the limit, so
+        the processes together never exceed it, whatever the spread of partitions."""
+        limit = max(MIN_RATE, self.rate * owned / partitions) if owned else MIN_RATE
+        if self.gate.rate >= self.gate.limit or self.gate.rate > limit:
+            self.gate.rate = limit  # not slowed by a 429 (or slowed above the new limit)
+        self.gate.limit = limit
+
+    def status(self) -> LaneStatus:
+        statuses = [lane.status() for lane in self.lanes.values()]
+        if not self.connection.enabled:
+            state = LaneState.PAUSED
+        elif any(s.state is LaneState.CREDENTIALS_REJECTED for s in statuses):
+            state = LaneState.CREDENTIALS_REJECTED
+        else:
+            state = LaneState.RUNNING
+        details = sorted({s.detail for s in statuses if s.detail})
+        owned = ",".join(str(p) for p in sorted(self.lanes)) or "none"
+        return LaneStatus(
+            state=state,
+            position=min((s.position for s in statuses), default=0),
+            held=sum(s.held for s in statuses),
+            blocked_people=sum(s.blocked_people for s in statuses),
+            spilled_people=sum(s.spilled_people for s in statuses),
+            in_flight=sum(s.in_flight for s in statuses),
+            detail="; ".join([*details, f"partitions owned here: {owned}"]),
+        )
+
+    def pause(self) -> None:
+        self.connection.enabled = False
+        for lane in self.lanes.values():
+            lane.pause()
+
+    def resume(self) -> None:
+        self.connection.enabled = True
+        for lane in self.lanes.values():
+            lane.resume()
+
+    def replay(self, letters: list[DeadLetter], partition_of: dict[int, int] | None = None) -> int:
+        """Replay the letters whose partition has a lane here (`partition_of`: id -> partition)."""
+        by_partition: dict[int, list[DeadLetter]] = {}
+        for letter in letters:
+            partition = (partition_of or {}).get(letter.id)
+            if partition in self.lanes:
+                by_partition.setdefault(partition, []).append(letter)
+        return sum(self.lanes[p].replay(group) for p, group in by_partition.items())
+
+    async def stop_partition(self, partition: int) -> None:
+        lane = self.lanes.pop(partition, None)
+        if lane is not None:
+            await lane.stop()
+
+    async def stop(self) -> None:
+        lanes, self.lanes = self.lanes, {}
+        await asyncio.gather(*(lane.stop() for lane in lanes.values()))
