@@ -14,8 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from support import API_KEY, SITE_ID, WRITE_KEY, TurnoutProcess, basic, wait_until, write_config
 
+from support import API_KEY, SITE_ID, WRITE_KEY, TurnoutProcess, basic, wait_until, write_config
 from turnout.emulators.customerio import CustomerIOEmulator, EmulatorConfig, run_emulator
 
 
@@ -243,3 +243,28 @@ def test_full_disk_makes_ingest_answer_503_not_lose_data(
         assert response.status_code == 503
         assert response.headers["Retry-After"]
         assert response.json()["code"] == "overloaded"
+
+
+def test_a_paused_connection_keeps_its_backlog_until_resumed_and_trace_shows_the_fate(
+    turnout: TurnoutProcess, emulator: CustomerIOEmulator
+) -> None:
+    assert turnout.api("POST", "/connections/cio/pause").status_code == 200
+    response = turnout.post("/v1/track", {"userId": "z1", "event": "waited", "messageId": "m-z1"})
+    assert response.status_code == 200
+    time.sleep(1.0)
+    assert _events(emulator, "z1") == []
+    assert turnout.api("POST", "/connections/cio/resume").status_code == 200
+    wait_until(lambda: _events(emulator, "z1") == ["waited"], what="the resumed delivery")
+
+    def traced() -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "turnout", "trace", "m-z1", "--config", str(turnout.config)],
+            capture_output=True,
+            text=True,
+            env=turnout.env,
+        )
+        return result.stdout
+
+    output = wait_until(lambda: "delivered" in (out := traced()) and out, what="the trace")
+    assert output.startswith("cio: delivered after 1 attempt(s)")
+    assert "/api/v2/batch" in output
