@@ -268,3 +268,26 @@ def test_a_paused_connection_keeps_its_backlog_until_resumed_and_trace_shows_the
     output = wait_until(lambda: "delivered" in (out := traced()) and out, what="the trace")
     assert output.startswith("cio: delivered after 1 attempt(s)")
     assert "/api/v2/batch" in output
+
+
+def test_a_person_with_a_long_queue_neither_stalls_the_lane_nor_loses_order(
+    tmp_path: Path, emulator: CustomerIOEmulator
+) -> None:
+    # Tiny windows: the hot person's backlog must spill to the log and be read back in order.
+    config = write_config(tmp_path, emulator.url, extra="window = 40\nper_person_window = 4")
+    with TurnoutProcess(config) as turnout:
+        emulator.faults.fail_fraction(0.2, status=503)
+        hot = [{"type": "track", "userId": "hot", "event": f"h {i}"} for i in range(60)]
+        cold = [{"type": "track", "userId": f"cold{i}", "event": "c"} for i in range(30)]
+        assert turnout.post("/v1/batch", {"batch": hot}).status_code == 200
+        assert turnout.post("/v1/batch", {"batch": cold}).status_code == 200
+        wait_until(
+            lambda: all(_events(emulator, f"cold{i}") == ["c"] for i in range(30)),
+            timeout=60,
+            what="the other people, while the hot person drains",
+        )
+        names = wait_until(
+            lambda: len(n := _events(emulator, "hot")) == 60 and n, timeout=90, what="all 60"
+        )
+        assert names == [f"h {i}" for i in range(60)]
+        emulator.faults.clear()
