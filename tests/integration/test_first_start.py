@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+
 from support import basic, free_port, wait_until
 
 
