@@ -8,13 +8,14 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from turnout.config import Config
+from turnout.config import Config, ConfigError
 from turnout.delivery.manager import DeliveryManager
 from turnout.destinations import registry
 from turnout.ingest.accept import Ingestor, Limits
@@ -51,9 +52,7 @@ class Turnout:
         data = config.data_path
         self.tap = Tap()
         self.box = SecretBox(load_or_create_key(data, config.server.secret_key or None))
-        self.store = Store(
-            data / "store.db", self.box, lambda name: registry.get(name).secret_fields
-        )
+        self.store: Store = self._make_store()
         self.log: EventLog = self._make_log()
         self.ingestor = Ingestor(
             self.log,
@@ -66,18 +65,47 @@ class Turnout:
                 max_batch_messages=config.server.max_batch_messages,
             ),
         )
-        self.delivery = DeliveryManager(
-            self.log,
-            self.store,
-            registry.get,
-            config.delivery,
-            self.tap,
-            config.log.retention_hours,
-        )
+        self.delivery = self._make_delivery()
         self.admin_token = ""
         self.first_start = FirstStart()
         self.ready = False
         self.on_ready: Callable[[], None] | None = None
+
+    def _make_store(self) -> Store:
+        url = self.config.store.url
+        secret_fields = lambda name: registry.get(name).secret_fields  # noqa: E731
+        if url.startswith(("postgresql://", "postgres://")):
+            if not self.config.server.secret_key:
+                raise ConfigError(
+                    "server.secret_key: required with a PostgreSQL store, and the same in every"
+                    " process (each process must open the secrets the others sealed);"
+                    " generate one with: python -c 'from cryptography.fernet import Fernet;"
+                    " print(Fernet.generate_key().decode())'"
+                )
+            from turnout.store.postgres import PostgresStore
+
+            # Typed as the SQLite `Store` only because web/ annotates it so; both keep the
+            # `StateStore` protocol (store/base.py), which is what every caller relies on.
+            return cast(Store, PostgresStore(url, self.box, secret_fields))
+        if url:
+            raise ConfigError(f"store.url: {url!r} is not a postgresql:// URL (empty = SQLite)")
+        return Store(self.config.data_path / "store.db", self.box, secret_fields)
+
+    def _make_delivery(self) -> DeliveryManager:
+        args = (
+            self.store,
+            registry.get,
+            self.config.delivery,
+            self.tap,
+            self.config.log.retention_hours,
+        )
+        if self.config.log.backend == "nats":
+            from turnout.delivery.partitioned import PartitionedDeliveryManager
+            from turnout.log.nats import NATSLog
+
+            assert isinstance(self.log, NATSLog)
+            return PartitionedDeliveryManager(self.log, *args)
+        return DeliveryManager(self.log, *args)
 
     def _make_log(self) -> EventLog:
         settings = self.config.log

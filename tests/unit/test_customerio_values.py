@@ -50,6 +50,10 @@ def test_encode_ulid_extremes() -> None:
         ("2006-01-02T18:04:07+01:00", 1136221447),
         ("2006-01-02T15:04:05-0800", 1136243045),
         ("2006-01-02T15:04:05.123456789Z", 1136214245),
+        # A fraction followed by an offset: the offset counts (peer case sg-006).
+        ("2006-01-02T15:04:05.007+01:00", 1136210645),
+        ("2006-01-02T15:04:05.07-0800", 1136243045),
+        ("2006-01-02T15:04:05.123456789-08:00", 1136243045),
     ],
 )
 def test_iso_8601_strings_become_unix_seconds(text: str, seconds: int) -> None:

@@ -9,10 +9,13 @@ process's part of the connection's rate limit.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from turnout.delivery.gate import MIN_RATE, RateGate
 from turnout.delivery.lane import Lane, LaneState, LaneStatus
 from turnout.store.models import Connection, DeadLetter
+
+log = logging.getLogger("turnout.delivery")
 
 
 class LaneGroup:
@@ -27,9 +30,17 @@ class LaneGroup:
         """This process sends for `owned` of `partitions`: it gets that part of the limit, so
         the processes together never exceed it, whatever the spread of partitions."""
         limit = max(MIN_RATE, self.rate * owned / partitions) if owned else MIN_RATE
+        if limit != self.gate.limit:
+            log.info(
+                "connection %s: %.2f requests/s here (%d of %d partitions)",
+                self.name,
+                limit,
+                owned,
+                partitions,
+            )
         if self.gate.rate >= self.gate.limit or self.gate.rate > limit:
             self.gate.rate = limit  # not slowed by a 429 (or slowed above the new limit)
-        self.gate.limit = limit
+        self.gate.limit = limit  # the gate re-reads it for every request it lets through
 
     def status(self) -> LaneStatus:
         statuses = [lane.status() for lane in self.lanes.values()]

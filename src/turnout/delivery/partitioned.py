@@ -72,11 +72,8 @@ class PartitionedDeliveryManager(DeliveryManager):
         self._plog = log_
         self.groups: dict[str, LaneGroup] = {}
         self.ownership: Ownership | None = None
+        self.active: set[int] = set()  # partitions whose lanes run here
         self._watcher: asyncio.Task[None] | None = None
-
-    @property
-    def owned(self) -> set[int]:
-        return set(self.ownership.owned) if self.ownership else set()
 
     async def start(self) -> None:
         for connection in await self._store.list_connections():
@@ -117,7 +114,7 @@ class PartitionedDeliveryManager(DeliveryManager):
             return None
         rate = connection.rate_limit or destination.default_rate_limit
         group = LaneGroup(connection, RateGate(rate, connection.name), rate)
-        group.share_rate(len(self.owned), self._plog.partitions)
+        group.share_rate(len(self.active), self._plog.partitions)
         self.groups[connection.name] = group
         self.lanes[connection.name] = group
         return group
@@ -140,19 +137,24 @@ class PartitionedDeliveryManager(DeliveryManager):
 
     def _share_rates(self) -> None:
         for group in self.groups.values():
-            group.share_rate(len(self.owned), self._plog.partitions)
+            group.share_rate(len(self.active), self._plog.partitions)
 
     async def _acquire(self, partition: int) -> None:
         async with self._lock:
+            self.active.add(partition)
             self._share_rates()
             for group in self.groups.values():
                 self._start_partition_lane(group, partition)
         log.info("partition %d: delivering here", partition)
 
     async def _release(self, partition: int) -> None:
+        """Cut this process's rate share first, then stop the lanes (they finish what is in
+        flight and commit); the next owner starts only after, so the shares never overlap."""
         async with self._lock:
-            await asyncio.gather(*(g.stop_partition(partition) for g in self.groups.values()))
+            self.active.discard(partition)
             self._share_rates()
+            lanes = [g.lanes.pop(partition) for g in self.groups.values() if partition in g.lanes]
+        await asyncio.gather(*(lane.stop() for lane in lanes))
         log.info("partition %d: handed over", partition)
 
     async def apply(self, connection: Connection) -> None:
@@ -163,7 +165,7 @@ class PartitionedDeliveryManager(DeliveryManager):
                 await old.stop()
             group = self._add_group(connection)
             if group is not None:
-                for partition in sorted(self.owned):
+                for partition in sorted(self.active):
                     self._start_partition_lane(group, partition)
 
     async def remove(self, name: str) -> None:

@@ -2,12 +2,13 @@
 
 One bad message never costs the good ones around it: a batch is split into raw items first, each
 is checked on its own, the valid ones are committed together, and the rejects are answered in the
-body (with HTTP 200, which every SDK counts as success, so none resends the good messages) and
-recorded where the user can see them.
+body (with HTTP 200: rudder-sdk-python resends a whole batch on anything else, 207 included) and
+recorded where the user can see them (the store's rejects, the debugger tap, a counter).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,28 +17,41 @@ from typing import Any
 import msgspec
 
 from turnout import metrics
-from turnout.ingest.errors import IngestError, bad_request, overloaded, unauthorized
+from turnout.ingest.errors import IngestError, bad_request, overloaded, too_large, unauthorized
 from turnout.log.base import EventLog, LogFull, NewEntry
-from turnout.spec import message as spec_message
-from turnout.spec.normalise import (
-    InvalidMessage,
-    RawCall,
-    RequestFacts,
-    decode_batch,
-    decode_call,
-    normalise,
-)
+from turnout.spec.incoming import Incoming, InvalidMessage, check_utf8, decode_batch, decode_call
+from turnout.spec.message import decode as decode_message
+from turnout.spec.normalise import RequestFacts, normalise
 from turnout.store.models import Reject, Source
 from turnout.tap import Tap
 
 SUCCESS = b'{"success":true}'
 
+log = logging.getLogger("turnout.ingest")
+_encode = msgspec.json.Encoder().encode
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """Segment's limits, which every SDK already splits its batches to fit."""
+
     max_message_bytes: int = 32 * 1024
     max_request_bytes: int = 500 * 1024
     max_batch_messages: int = 2500
+
+
+@dataclass(slots=True)
+class _Problem:
+    """One rejected message: where it was, why, and its bytes (kept for the user to see)."""
+
+    index: int | None
+    code: str
+    message: str
+    payload: bytes
+    source: str | None
+
+    def report(self) -> dict[str, Any]:
+        return {"index": self.index, "code": self.code, "message": self.message}
 
 
 @dataclass(slots=True)
@@ -48,9 +62,7 @@ class Outcome:
     def body(self) -> bytes:
         if not self.rejected:
             return SUCCESS
-        return msgspec.json.encode(
-            {"success": True, "accepted": self.accepted, "rejected": self.rejected}
-        )
+        return _encode({"success": True, "accepted": self.accepted, "rejected": self.rejected})
 
 
 class Ingestor:
@@ -71,43 +83,63 @@ class Ingestor:
     def _source(self, key: str | None) -> Source | None:
         return self._sources().get(key) if key else None
 
+    def _known_source(self, header_key: str | None) -> Source | None:
+        """The source a header names; a header naming no source can never succeed."""
+        if header_key is None:
+            return None
+        source = self._source(header_key)
+        if source is None:
+            raise unauthorized(_key_problem(header_key))
+        return source
+
     async def accept_one(
         self, body: bytes, call_type: str, header_key: str | None, facts: RequestFacts
     ) -> Outcome:
+        """One call on `/v1/<type>`: answered 200 only once it is committed."""
+        header_source = self._known_source(header_key)
         if len(body) > self.limits.max_message_bytes:
             raise IngestError(
                 413,
                 "message_too_large",
-                f"message of {len(body)} bytes is over the"
-                f" {self.limits.max_message_bytes // 1024} KB limit",
+                f"body: {len(body)} bytes is over the"
+                f" {self.limits.max_message_bytes // 1024} KB message limit",
             )
+        source = header_source
         try:
-            raw = decode_call(body)
+            check_utf8(body)
+            call = decode_call(body)
+            if source is None:
+                source = self._source(call.write_key)
+                if source is None:
+                    raise unauthorized(_key_problem(call.write_key))
+            normalise(call, facts, source.name, call_type)
         except InvalidMessage as exc:
+            problem = _Problem(None, exc.code, exc.message, body, source.name if source else None)
+            await self._reject([problem])
             raise bad_request(exc.code, exc.message) from None
-        source = self._source(header_key or raw.write_key)
-        if source is None:
-            raise unauthorized(_key_problem(header_key or raw.write_key))
-        try:
-            message = normalise(raw, facts, source.name, call_type)
-        except InvalidMessage as exc:
-            await self._reject(source.name, [(exc.code, exc.message, body)])
-            raise bad_request(exc.code, exc.message) from None
-        await self._append([message])
+        await self._append([call])
         return Outcome(accepted=1)
 
     async def accept_batch(
         self, body: bytes, header_key: str | None, facts: RequestFacts
     ) -> Outcome:
+        """A batch: the valid items are committed together, the others reported and recorded."""
+        header_source = self._known_source(header_key)
         try:
+            check_utf8(body)
             batch = decode_batch(body)
         except InvalidMessage as exc:
+            if header_source is not None:
+                await self._reject(
+                    [_Problem(None, exc.code, exc.message, body, header_source.name)]
+                )
             raise bad_request(exc.code, exc.message) from None
         if len(batch.batch) > self.limits.max_batch_messages:
-            raise bad_request(
-                "too_many_messages",
+            # 413, not 400: an SDK that splits batches on 413 (MetaRouter's) then loses nothing.
+            raise too_large(
                 f"batch: {len(batch.batch)} messages is over the limit of"
                 f" {self.limits.max_batch_messages}",
+                code="too_many_messages",
             )
         if not batch.batch:
             raise bad_request("empty_batch", "batch: contains no messages")
@@ -116,99 +148,114 @@ class Ingestor:
             batch.context,
             batch.integrations,
         )
-        request_key = header_key or batch.write_key
-        if header_key and self._source(header_key) is None:
-            raise unauthorized(_key_problem(header_key))
-
-        messages: list[spec_message.Message] = []
-        problems: list[tuple[int, str, str, bytes]] = []
+        batch_source = header_source or self._source(batch.write_key)
+        calls: list[Incoming] = []
+        problems: list[_Problem] = []
         for index, item in enumerate(batch.batch):
-            raw_item = bytes(item)
-            if len(raw_item) > self.limits.max_message_bytes:
-                problems.append(
-                    (
-                        index,
-                        "message_too_large",
-                        f"batch[{index}]: {len(raw_item)} bytes is over the"
-                        f" {self.limits.max_message_bytes // 1024} KB message limit",
-                        raw_item,
-                    )
-                )
-                continue
+            where = f"batch[{index}]"
+            source = batch_source
             try:
-                raw: RawCall = decode_call(item)
-                source = self._source(request_key or raw.write_key)
+                if len(item) > self.limits.max_message_bytes:
+                    raise InvalidMessage(
+                        "message_too_large",
+                        f"{where}: {len(item)} bytes is over the"
+                        f" {self.limits.max_message_bytes // 1024} KB message limit",
+                    )
+                call = decode_call(item, where + ".")
+                if header_source is None and call.write_key:
+                    source = self._source(call.write_key)
                 if source is None:
                     raise InvalidMessage(
-                        "invalid_write_key", _key_problem(request_key or raw.write_key)
+                        "invalid_write_key",
+                        f"{where}: {_key_problem(call.write_key or batch.write_key)}",
                     )
-                messages.append(normalise(raw, facts, source.name, None))
+                try:
+                    calls.append(normalise(call, facts, source.name, None))
+                except InvalidMessage as exc:
+                    exc.message = f"{where}.{exc.message}"
+                    raise
             except InvalidMessage as exc:
-                problems.append((index, exc.code, f"batch[{index}].{exc.message}", raw_item))
+                problems.append(
+                    _Problem(
+                        index, exc.code, exc.message, bytes(item), source.name if source else None
+                    )
+                )
 
-        rejected = [{"index": i, "code": code, "message": text} for i, code, text, _ in problems]
-        if not messages:
-            codes = {p[1] for p in problems}
-            if codes == {"invalid_write_key"}:
-                raise IngestError(401, "invalid_write_key", problems[0][2], rejected=rejected)
-            raise IngestError(400, problems[0][1], problems[0][2], rejected=rejected)
-        await self._append(messages)
+        rejected = [p.report() for p in problems]
+        if not calls:
+            await self._reject(problems)
+            first = problems[0]
+            if all(p.code == "invalid_write_key" for p in problems):
+                raise IngestError(401, first.code, first.message, rejected=rejected)
+            raise IngestError(400, first.code, first.message, rejected=rejected)
+        await self._append(calls)
         if problems:
-            source_name = messages[0].source
-            await self._reject(source_name, [(code, text, raw) for _, code, text, raw in problems])
-        return Outcome(accepted=len(messages), rejected=rejected)
+            await self._reject(problems)
+        return Outcome(accepted=len(calls), rejected=rejected)
 
-    async def _append(self, messages: list[spec_message.Message]) -> None:
+    async def _append(self, calls: list[Incoming]) -> None:
         entries = [
-            NewEntry(source=m.source, person=m.person_key, payload=spec_message.encode(m))
-            for m in messages
+            NewEntry(source=c.source or "", person=_person(c), payload=_encode(c)) for c in calls
         ]
         try:
             await self._log.append(entries)
         except LogFull as exc:
             raise overloaded(str(exc)) from None
-        counts: dict[str, int] = {}
-        for m in messages:
-            counts[m.source] = counts.get(m.source, 0) + 1
-        for source, n in counts.items():
-            metrics.INGEST_ACCEPTED.labels(source).inc(n)
+        source = calls[0].source or ""
+        if all(c.source == source for c in calls):
+            metrics.INGEST_ACCEPTED.labels(source).inc(len(calls))
+        else:
+            for c in calls:
+                metrics.INGEST_ACCEPTED.labels(c.source or "").inc()
         if self._tap.listening:
-            for m, entry in zip(messages, entries, strict=True):
+            for entry in entries:
                 self._tap.publish(
                     {
                         "kind": "received",
-                        "message": msgspec.to_builtins(m),
+                        "message": msgspec.to_builtins(decode_message(entry.payload)),
                         "size": len(entry.payload),
                     }
                 )
 
-    async def _reject(self, source: str, problems: list[tuple[str, str, bytes]]) -> None:
+    async def _reject(self, problems: list[_Problem]) -> None:
+        """Count every reject; keep those whose source is known where its owner can see them."""
         now = time.time()
-        for code, _, _ in problems:
-            metrics.INGEST_REJECTED.labels(code).inc()
+        for problem in problems:
+            metrics.INGEST_REJECTED.labels(problem.code).inc()
         rejects = [
             Reject(
                 id=0,
-                source=source,
-                code=code,
-                message=text,
-                payload=raw.decode("utf-8", "replace"),
+                source=p.source,
+                code=p.code,
+                message=p.message,
+                payload=p.payload.decode("utf-8", "replace"),
                 created_at=now,
             )
-            for code, text, raw in problems
+            for p in problems
+            if p.source is not None
         ]
+        if not rejects:
+            return
         if self._tap.listening:
             for r in rejects:
                 self._tap.publish(
                     {
                         "kind": "rejected",
-                        "source": source,
+                        "source": r.source,
                         "code": r.code,
                         "message": r.message,
                         "payload": r.payload[:2000],
                     }
                 )
-        await self._record_rejects(rejects)
+        try:
+            await self._record_rejects(rejects)
+        except Exception:  # the answer must not fail because the record of a reject did
+            log.exception("could not record %d rejected messages", len(rejects))
+
+
+def _person(call: Incoming) -> str:
+    """The ordering key: one person's calls are delivered in the order received."""
+    return str(call.user_id or call.anonymous_id or "")
 
 
 def _key_problem(key: str | None) -> str:

@@ -43,8 +43,8 @@ def unauthorized(message: str) -> IngestError:
     return IngestError(401, "invalid_write_key", message)
 
 
-def too_large(message: str) -> IngestError:
-    return IngestError(413, "request_too_large", message)
+def too_large(message: str, code: str = "request_too_large") -> IngestError:
+    return IngestError(413, code, message)
 
 
 def bad_request(code: str, message: str) -> IngestError:

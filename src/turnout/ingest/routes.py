@@ -6,13 +6,14 @@ request here needs only the body bytes and two headers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 import msgspec
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -21,7 +22,8 @@ from turnout.ingest.accept import SUCCESS, Ingestor
 from turnout.ingest.auth import key_from_header
 from turnout.ingest.body import read_body
 from turnout.ingest.errors import JSON, IngestError
-from turnout.ingest.settings import analytics_settings
+from turnout.ingest.openapi import tracking_openapi
+from turnout.ingest.settings import CUSTOMERIO_KEY, SEGMENT_KEY, analytics_settings
 from turnout.spec.normalise import RequestFacts, now
 from turnout.store.models import Source
 
@@ -41,18 +43,32 @@ SINGLE_ROUTES = {
     "a": "alias",
 }
 BATCH_ROUTES = ("batch", "b")
+# analytics-next's client metrics are small; anything bigger is not them.
+METRICS_LIMIT = 64 * 1024
 
 Handler = Callable[[Request], Awaitable[Response]]
+log = logging.getLogger("turnout.ingest")
 
 
 def _answer(handler: Handler) -> Handler:
-    """Turn `IngestError`s into their responses and count every answer by status."""
+    """Every request gets an answer with `code` and `message`, whatever happens inside.
+
+    An unexpected fault is a 500, which every SDK retries; nothing was acknowledged, so nothing
+    is lost. Each answer is counted by status.
+    """
 
     async def run(request: Request) -> Response:
         try:
             response = await handler(request)
         except IngestError as exc:
             response = exc.response()
+        except ClientDisconnect:
+            response = IngestError(400, "client_disconnected", "body not received").response()
+        except Exception:
+            log.exception("tracking API: unexpected fault on %s", request.url.path)
+            response = IngestError(
+                500, "internal_error", "unexpected fault, nothing was committed: retry"
+            ).response()
         metrics.INGEST_REQUESTS.labels(str(response.status_code)).inc()
         return response
 
@@ -70,6 +86,7 @@ def build_tracking_app(
     cors_origins: list[str],
 ) -> Starlette:
     limits = ingestor.limits
+    openapi = msgspec.json.encode(tracking_openapi())
 
     def single(call_type: str) -> Handler:
         async def handle(request: Request) -> Response:
@@ -87,28 +104,43 @@ def build_tracking_app(
         outcome = await ingestor.accept_batch(body, header_key, _facts(request))
         return Response(outcome.body(), media_type=JSON)
 
+    @_answer
     async def client_metrics(request: Request) -> Response:
         # analytics-next reports its own health here; accepted so it never retries, then dropped.
-        await request.body()
+        await read_body(request, METRICS_LIMIT)
         return Response(SUCCESS, media_type=JSON)
 
-    async def settings(request: Request) -> Response:
-        key = request.path_params["write_key"]
-        if key not in sources():
-            return IngestError(404, "unknown_write_key", "write key not recognised").response()
-        body = analytics_settings(key, public_url or _origin(request))
-        return Response(
-            msgspec.json.encode(body),
-            media_type=JSON,
-            headers={"Cache-Control": "public, max-age=300"},
-        )
+    def settings(integration: str) -> Handler:
+        async def handle(request: Request) -> Response:
+            key = request.path_params["write_key"]
+            if key not in sources():
+                raise IngestError(404, "unknown_write_key", "write key not recognised")
+            body = analytics_settings(key, public_url or _origin(request), integration)
+            return Response(
+                msgspec.json.encode(body),
+                media_type=JSON,
+                headers={"Cache-Control": "public, max-age=300"},
+            )
+
+        return _answer(handle)
+
+    async def description(_: Request) -> Response:
+        return Response(openapi, media_type=JSON)
 
     routes = [
         Route(f"/{path}", single(kind), methods=["POST"]) for path, kind in SINGLE_ROUTES.items()
     ]
     routes += [Route(f"/{path}", batch, methods=["POST"]) for path in BATCH_ROUTES]
-    routes.append(Route("/m", client_metrics, methods=["POST"]))
-    routes.append(Route("/projects/{write_key}/settings", settings, methods=["GET"]))
+    routes += [
+        Route("/m", client_metrics, methods=["POST"]),
+        Route("/projects/{write_key}/settings", settings(SEGMENT_KEY), methods=["GET"]),
+        Route(
+            "/customerio/v1/projects/{write_key}/settings",
+            settings(CUSTOMERIO_KEY),
+            methods=["GET"],
+        ),
+        Route("/openapi.json", description, methods=["GET"]),
+    ]
     return Starlette(
         routes=routes,
         middleware=[
@@ -116,14 +148,29 @@ def build_tracking_app(
                 CORSMiddleware,
                 allow_origins=cors_origins,
                 allow_methods=["GET", "POST", "OPTIONS"],
+                # analytics-next adds Authorization on per-event sends; browsers never let "*"
+                # stand for Authorization, so requested headers are echoed back instead.
                 allow_headers=["*"],
                 max_age=86400,
             )
         ],
+        exception_handlers={404: _not_found, 405: _not_allowed},
     )
 
 
+async def _not_found(_: Request, __: Exception) -> Response:
+    return IngestError(404, "not_found", "no such tracking API route").response()
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    response = IngestError(
+        405, "method_not_allowed", f"{request.method} is not allowed on this route"
+    ).response()
+    response.headers["Allow"] = (getattr(exc, "headers", None) or {}).get("Allow", "POST")
+    return response
+
+
 def _origin(request: Request) -> str:
-    proto = request.headers.get("x-forwarded-proto", request.url.scheme)
-    host = request.headers.get("x-forwarded-host", request.headers.get("host", request.url.netloc))
-    return f"{proto}://{host}"
+    """Where this client reached us: its Host header, and the scheme uvicorn determined (from
+    X-Forwarded-Proto only behind a trusted proxy). Set `public_url` when that is not right."""
+    return f"{request.url.scheme}://{request.url.netloc}"

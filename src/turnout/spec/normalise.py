@@ -1,4 +1,4 @@
-"""Turning raw tracking calls into stored `Message`s: validate, fill, correct the clock.
+"""Turning a decoded call into the call to store: validate, fill, correct the clock.
 
 Every rule here is from the Segment spec, the contract every tracking SDK speaks:
 - a call needs `userId` or `anonymousId`; track needs `event`, group `groupId`, alias `previousId`;
@@ -7,216 +7,174 @@ Every rule here is from the Segment spec, the contract every tracking SDK speaks
   `timestamp` without `originalTimestamp` (segment-python sends it so) counts as the original;
 - `context.ip` comes from the request unless the caller gave one;
 - batch-level `context` and `integrations` are merged into each item (the item's keys win).
+
+It runs once per message on the hot path, so the free-form parts stay raw bytes: `context` is
+only unpacked when a batch-level context must be merged in or an `"ip"` key may already be there.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from turnout.spec.message import CALL_TYPES, Message
+from turnout.spec import timestamps
+from turnout.spec.incoming import EMPTY, Incoming, InvalidMessage
+from turnout.spec.message import CALL_TYPES, Message, decode
 
-MAX_MESSAGE_ID_LENGTH = 100  # Segment's documented limit; longer ids are truncated by no SDK
+__all__ = ["InvalidMessage", "RequestFacts", "normalise", "now", "stored_message"]
 
+MAX_MESSAGE_ID_LENGTH = 100  # Segment's documented limit
+MAX_ID_LENGTH = 1000  # userId / anonymousId / groupId / previousId: no real id is longer
 
-class InvalidMessage(Exception):
-    """A call that can never succeed as sent. `code` is stable; `message` names the field."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-Scalar = str | int | float | bool | None
-
-
-class RawCall(msgspec.Struct, rename="camel", kw_only=True):
-    """A tracking call as a client may send it: loosely typed where SDKs differ.
-
-    Ids may arrive as numbers (several SDKs allow `userId: 123`); they are kept as strings.
-    Unknown top-level fields are ignored.
-    """
-
-    type: str | None = None
-    message_id: str | int | None = None
-    user_id: str | int | float | None = None
-    anonymous_id: str | int | float | None = None
-    event: str | None = None
-    name: str | None = None
-    category: str | None = None
-    group_id: str | int | float | None = None
-    previous_id: str | int | float | None = None
-    traits: dict[str, Any] | None = None
-    properties: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
-    integrations: dict[str, Any] | None = None
-    timestamp: str | None = None
-    original_timestamp: str | None = None
-    sent_at: str | None = None
-    write_key: str | None = None
-
-
-class RawBatch(msgspec.Struct, rename="camel", kw_only=True):
-    """A `/v1/batch` body. Items stay raw so one bad item cannot spoil the rest."""
-
-    batch: list[msgspec.Raw]
-    context: dict[str, Any] | None = None
-    integrations: dict[str, Any] | None = None
-    sent_at: str | None = None
-    write_key: str | None = None
-
-
-_call_decoder = msgspec.json.Decoder(RawCall)
-_batch_decoder = msgspec.json.Decoder(RawBatch)
+_encode = msgspec.json.encode
+_decode_dict = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 @dataclass(slots=True)
 class RequestFacts:
-    """What the server knows about the request, independent of any one message."""
+    """What the server knows about the request, shared by every message in it."""
 
     received_at: datetime
     ip: str | None
     sent_at: str | None = None
     context: dict[str, Any] | None = None
     integrations: dict[str, Any] | None = None
+    received_text: str = field(init=False)
+    ip_json: bytes = field(init=False)
+    _sent_at_text: str | None = field(init=False, default=None)
+    _sent_at: datetime | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.received_text = timestamps.iso(self.received_at)
+        self.ip_json = _encode(self.ip) if self.ip else b""
+
+    def sent_moment(self, text: str) -> datetime:
+        """sentAt parsed once per request: a batch's items share it."""
+        if text != self._sent_at_text:
+            self._sent_at, self._sent_at_text = timestamps.parse(text, "sentAt"), text
+        assert self._sent_at is not None
+        return self._sent_at
 
 
-def decode_call(body: bytes | msgspec.Raw) -> RawCall:
-    try:
-        return _call_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise InvalidMessage("invalid_field", _field_message(str(exc))) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidMessage("invalid_json", f"body is not valid JSON: {exc}") from None
+def normalise(call: Incoming, facts: RequestFacts, source: str, call_type: str | None) -> Incoming:
+    """Validate one call and fill it in place into its stored form, or raise `InvalidMessage`.
 
-
-def decode_batch(body: bytes) -> RawBatch:
-    try:
-        return _batch_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise InvalidMessage("invalid_field", _field_message(str(exc))) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidMessage("invalid_json", f"body is not valid JSON: {exc}") from None
-
-
-def _field_message(detail: str) -> str:
-    """msgspec says "Expected `str`, got `int` - at `$.userId`": keep it, it names the field."""
-    return detail.replace("$.", "", 1) if detail.count("$.") == 1 else detail
-
-
-def _as_id(value: str | int | float | None, field: str) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise InvalidMessage("invalid_field", f"{field}: expected a string, got a boolean")
-    text = value if isinstance(value, str) else _number_text(value)
-    return text or None
-
-
-def _number_text(value: int | float) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def parse_time(value: str, field: str) -> datetime:
-    """ISO-8601 as the SDKs write it (`Z`, offsets, fractions); naive times are UTC."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidMessage(
-            "invalid_timestamp", f"{field}: {value[:40]!r} is not an ISO-8601 timestamp"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def corrected_timestamp(
-    received_at: datetime, sent_at: datetime | None, original: datetime | None
-) -> datetime:
-    """The spec's clock-skew correction: the device's elapsed time, on the server's clock."""
-    if original is None:
-        return received_at
-    if sent_at is None:
-        return original
-    return received_at - (sent_at - original)
-
-
-def normalise(raw: RawCall, facts: RequestFacts, source: str, call_type: str | None) -> Message:
-    """Validate one call and return the message to store, or raise `InvalidMessage`."""
-    kind = call_type or raw.type
+    `call_type` is the route's (`/v1/track`); batch items carry their own `type`.
+    """
+    kind = call_type or call.type
     if kind is None:
         raise InvalidMessage("missing_type", "type: required in each batch item")
     if kind not in CALL_TYPES:
         raise InvalidMessage(
             "invalid_type", f"type: {kind[:40]!r} is not one of {', '.join(CALL_TYPES)}"
         )
-    user_id = _as_id(raw.user_id, "userId")
-    anonymous_id = _as_id(raw.anonymous_id, "anonymousId")
+    call.type = kind
+    call.user_id = user_id = _as_id(call.user_id, "userId")
+    call.anonymous_id = anonymous_id = _as_id(call.anonymous_id, "anonymousId")
     if user_id is None and anonymous_id is None:
         raise InvalidMessage("no_user_anon_id", "userId or anonymousId: one is required")
-    for field, value in (("userId", user_id), ("anonymousId", anonymous_id)):
-        if value is not None and len(value) > 1000:
-            raise InvalidMessage("invalid_field", f"{field}: longer than 1000 characters")
-    if kind == "track" and not raw.event:
+    if kind == "track" and not call.event:
         raise InvalidMessage("missing_event", "event: required for track")
-    group_id = _as_id(raw.group_id, "groupId")
-    if kind == "group" and group_id is None:
+    call.group_id = _as_id(call.group_id, "groupId")
+    if kind == "group" and call.group_id is None:
         raise InvalidMessage("missing_group_id", "groupId: required for group")
-    previous_id = _as_id(raw.previous_id, "previousId")
-    if kind == "alias" and (previous_id is None or user_id is None):
+    call.previous_id = _as_id(call.previous_id, "previousId")
+    if kind == "alias" and (call.previous_id is None or user_id is None):
         raise InvalidMessage("missing_previous_id", "previousId and userId: required for alias")
 
-    message_id = _as_id(raw.message_id, "messageId") or str(uuid.uuid4())
-    if len(message_id) > MAX_MESSAGE_ID_LENGTH:
-        raise InvalidMessage("invalid_field", "messageId: longer than 100 characters")
+    call.message_id = _as_id(call.message_id, "messageId", MAX_MESSAGE_ID_LENGTH) or str(
+        uuid.uuid4()
+    )
 
-    sent_at_text = raw.sent_at or facts.sent_at
-    sent_at = parse_time(sent_at_text, "sentAt") if sent_at_text else None
-    original_text = raw.original_timestamp or raw.timestamp
-    original = parse_time(original_text, "originalTimestamp") if original_text else None
-    timestamp = corrected_timestamp(facts.received_at, sent_at, original)
+    _stamp(call, facts)
+    call.traits = _object(call.traits, "traits")
+    call.properties = _object(call.properties, "properties")
+    call.context = _context(_object(call.context, "context"), facts)
+    call.integrations = _merged(_object(call.integrations, "integrations"), facts.integrations)
+    call.write_key = None  # a credential: never stored
+    call.source = source
+    return call
 
-    context = _merged(facts.context, raw.context)
-    if facts.ip and "ip" not in context:
-        context["ip"] = facts.ip
-    return Message(
-        type=kind,  # type: ignore[arg-type]  # checked against CALL_TYPES above
-        message_id=message_id,
-        received_at=format_time(facts.received_at),
-        timestamp=format_time(timestamp),
-        user_id=user_id,
-        anonymous_id=anonymous_id,
-        event=raw.event,
-        name=raw.name,
-        category=raw.category,
-        group_id=group_id,
-        previous_id=previous_id,
-        traits=raw.traits,
-        properties=raw.properties,
-        context=context,
-        integrations=_merged(facts.integrations, raw.integrations),
-        sent_at=sent_at_text,
-        original_timestamp=original_text,
-        source=source,
+
+def _stamp(call: Incoming, facts: RequestFacts) -> None:
+    call.received_at = facts.received_text
+    call.sent_at = sent_text = call.sent_at if call.sent_at is not None else facts.sent_at
+    sent_at = facts.sent_moment(sent_text) if sent_text is not None else None
+    original_text = call.original_timestamp
+    if original_text is None:
+        original_text = call.timestamp
+    if original_text is None:
+        call.timestamp = facts.received_text
+        return
+    call.original_timestamp = original_text
+    original = timestamps.parse(original_text, "originalTimestamp")
+    call.timestamp = timestamps.iso(timestamps.corrected(facts.received_at, sent_at, original))
+
+
+def _as_id(value: str | int | float | None, name: str, limit: int = MAX_ID_LENGTH) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool):
+        raise InvalidMessage("invalid_field", f"{name}: expected a string, got a boolean")
+    elif isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    else:
+        text = str(value)
+    if len(text) > limit:
+        raise InvalidMessage("invalid_field", f"{name}: longer than {limit} characters")
+    return text or None
+
+
+_KINDS = {ord("["): "an array", ord('"'): "a string", ord("t"): "a boolean", ord("f"): "a boolean"}
+
+
+def _object(raw: msgspec.Raw, name: str) -> msgspec.Raw:
+    """A free-form part must be an object; `null` counts as absent."""
+    if raw is EMPTY:
+        return raw
+    first = memoryview(raw)[0]
+    if first == ord("{"):
+        return raw
+    if first == ord("n"):
+        return EMPTY
+    raise InvalidMessage(
+        "invalid_field", f"{name}: expected an object, got {_KINDS.get(first, 'a number')}"
     )
 
 
-def _merged(outer: dict[str, Any] | None, inner: dict[str, Any] | None) -> dict[str, Any]:
+def _context(context: msgspec.Raw, facts: RequestFacts) -> msgspec.Raw:
+    if facts.context:  # a batch-level context to merge: the rare, slow path
+        merged = {**facts.context, **(_decode_dict(context) if context is not EMPTY else {})}
+        if facts.ip and "ip" not in merged:
+            merged["ip"] = facts.ip
+        return msgspec.Raw(_encode(merged))
+    if not facts.ip:
+        return context
+    if context is EMPTY:
+        return msgspec.Raw(b'{"ip":' + facts.ip_json + b"}")
+    text = bytes(context)
+    if b'"ip"' in text and "ip" in _decode_dict(text):
+        return context
+    if text[1:].lstrip() == b"}":
+        return msgspec.Raw(b'{"ip":' + facts.ip_json + b"}")
+    return msgspec.Raw(b'{"ip":' + facts.ip_json + b"," + text[1:])
+
+
+def _merged(inner: msgspec.Raw, outer: dict[str, Any] | None) -> msgspec.Raw:
     if not outer:
-        return dict(inner) if inner else {}
-    merged = dict(outer)
-    if inner:
-        merged.update(inner)
-    return merged
+        return inner
+    return msgspec.Raw(_encode({**outer, **(_decode_dict(inner) if inner is not EMPTY else {})}))
+
+
+def stored_message(call: Incoming) -> Message:
+    """The `Message` a normalised call becomes once stored (for the tap and for tests)."""
+    return decode(_encode(call))
 
 
 def now() -> datetime:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -22,7 +22,7 @@ from turnout.web import api_models as m
 from turnout.web.connections import Connections
 from turnout.web.deliveries import Deliveries, LetterFilter
 from turnout.web.errors import ManagementError
-from turnout.web.overview import DEFAULT_WINDOW, WINDOWS, overview
+from turnout.web.overview import overview
 from turnout.web.settings_form import form_fields
 from turnout.web.sources import Sources
 from turnout.web.views import connection_view, dead_letter_view, source_view
@@ -45,6 +45,7 @@ _CODES = {
 Limit = Annotated[int, Query(ge=1, le=1000)]
 OptionalTime = Annotated[float | None, Query(ge=0, le=1e11, allow_inf_nan=False)]
 LetterId = Annotated[int, Path(ge=1, le=2**62)]
+Window = Literal["15m", "1h", "6h", "24h", "7d"]  # overview.WINDOWS
 
 
 def build_api(turnout: Turnout) -> FastAPI:
@@ -200,7 +201,7 @@ def build_api(turnout: Turnout) -> FastAPI:
     @api.get("/connections/{name}/overview", dependencies=guard, tags=["delivery"])
     async def delivery_overview(
         name: str,
-        window: Annotated[str, Query(enum=list(WINDOWS))] = DEFAULT_WINDOW,
+        window: Window = "1h",
     ) -> dict[str, Any]:
         """Received → filtered → adjusted → delivered → retrying → dead-lettered, the rate per
         bucket, and the failure reasons with sample message ids."""

@@ -19,7 +19,7 @@ from turnout.destinations.base import CheckResult, Destination
 from turnout.store.models import Connection
 from turnout.store.secrets import mask
 from turnout.web.errors import ManagementError, invalid, not_found
-from turnout.web.names import NAME_RULE, valid_name
+from turnout.web.names import NAME_RULE, RESERVED, valid_name
 
 if TYPE_CHECKING:
     from turnout.app import Turnout
@@ -156,6 +156,8 @@ class Connections:
         name = name.strip()
         if not valid_name(name):
             raise invalid("name", f"name: use {NAME_RULE}")
+        if name in RESERVED:
+            raise invalid("name", f"name: {name!r} is reserved by the dashboard; choose another")
         if await self._store.get_connection(name) is not None:
             raise ManagementError(
                 409,

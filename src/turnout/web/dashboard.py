@@ -1,27 +1,37 @@
-"""The dashboard (server-rendered). For now an overview of sources and connections."""
+"""The dashboard at `/dashboard/`: server-rendered pages (Jinja2 + htmx), no front-end build.
+
+Every page needs the admin credential (a session cookie after sign-in); see `site.py` for the
+session and CSRF rules and `pages/` for the pages themselves.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.routing import Route
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from turnout.web.pages import auth, connections, dead_letters, debugger, home, sources
+from turnout.web.site import Site
 
 if TYPE_CHECKING:
     from turnout.app import Turnout
 
-_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Turnout</title></head>
-<body style="font-family:system-ui;margin:2rem"><h1>Turnout</h1>
-<p>{sources} source(s), {connections} connection(s). The management API is at
-<code>/api/v1/</code> (see <code>/api/v1/docs</code>).</p></body></html>"""
+STATIC = Path(__file__).parent / "static"
 
 
 def build_dashboard(turnout: Turnout) -> Starlette:
-    async def overview(_: Request) -> HTMLResponse:
-        sources = await turnout.store.list_sources()
-        connections = await turnout.store.list_connections()
-        return HTMLResponse(_PAGE.format(sources=len(sources), connections=len(connections)))
+    site = Site(turnout)
 
-    return Starlette(routes=[Route("/", overview)])
+    async def not_found(request: Request, exc: Exception) -> Response:
+        session = site.session_of(request)
+        return site.render(request, "missing.html", session, status_code=404, error=None)
+
+    routes: list[Route | Mount] = [Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    for section in (auth, home, sources, connections, debugger, dead_letters):
+        routes.extend(section.routes(site))
+    return Starlette(routes=routes, exception_handlers={404: not_found})

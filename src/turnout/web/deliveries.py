@@ -44,6 +44,10 @@ class Deliveries:
             limit=limit,
         )
 
+    async def dead_letters_count(self, connection: str) -> int:
+        """Unreplayed dead letters of a connection (counted up to REPLAY_MAX)."""
+        return len(await self._store.dead_letters(connection, limit=REPLAY_MAX))
+
     async def dead_letter(self, letter_id: int) -> DeadLetter:
         letter = await self._store.get_dead_letter(letter_id)
         if letter is None:

@@ -13,6 +13,9 @@ NAME_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or di
 WRITE_KEY_PATTERN = r"^[A-Za-z0-9_.-]{8,128}$"
 WRITE_KEY_RULE = "8-128 letters, digits, '.', '_' or '-'"
 
+# Path segments the dashboard uses beside /connections/{name}.
+RESERVED = frozenset({"new", "check"})
+
 _NAME = re.compile(NAME_PATTERN)
 _WRITE_KEY = re.compile(WRITE_KEY_PATTERN)
 

@@ -29,6 +29,7 @@ CHARTED = ("delivered", "adjusted", "filtered", "retrying", "dead_lettered")
 SAMPLES_PER_REASON = 3
 
 _ATTEMPT = re.compile(r"^attempt \d+: ")
+_REPEAT = re.compile(r"^(.+?): (?=\1)")  # "credentials rejected: credentials rejected (401)"
 
 
 @dataclass(slots=True)
@@ -106,7 +107,7 @@ def group_reasons(rows: list[tuple[str, str, str, float]]) -> list[Reason]:
     """Group (fate, detail, message_id, at) rows, newest first, into reasons by frequency."""
     grouped: dict[tuple[str, str], Reason] = {}
     for fate, detail, message_id, at in rows:
-        text = _ATTEMPT.sub("", detail) or "(no reason recorded)"
+        text = _REPEAT.sub("", _ATTEMPT.sub("", detail)) or "(no reason recorded)"
         reason = grouped.setdefault((fate, text), Reason(fate, text))
         reason.count += 1
         reason.last_at = max(reason.last_at, at)

@@ -82,7 +82,9 @@ def _application_uninstalled(call: Call) -> list[Operation]:
         operations.append(DeleteDevice(person=person, token=token))
     elif token is not None:
         call.adjustments.append("device not deleted: the call has no userId")
-    return [*operations, *call.event("event", call.message.event or "", call.properties)]
+    event = call.event("event", call.message.event or "", call.properties)
+    # As for installs: the anonymous_id update (when there is one) goes first.
+    return [*event[:-1], *operations, event[-1]]
 
 
 def _user_deleted(call: Call) -> list[Operation]:

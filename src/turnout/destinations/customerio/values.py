@@ -32,10 +32,12 @@ def iso_to_unix(value: str) -> int | None:
     if not _ISO_8601.match(value):
         return None
     text = value.replace("z", "Z")
-    if len(text) > 26 and "." in text:
-        # fromisoformat takes at most microseconds; drop nanosecond digits.
+    if "." in text:
+        # fromisoformat takes at most microseconds: drop nanosecond digits. Only the fraction's
+        # own digits count; the offset after it (`+01:00`, `-0800`) is kept as it is.
         head, _, tail = text.partition(".")
-        digits = "".join(ch for ch in tail if ch.isdigit())
+        fraction = re.match(r"\d*", tail)
+        digits = fraction.group() if fraction else ""
         text = f"{head}.{digits[:6]}{tail[len(digits) :]}"
     try:
         parsed = datetime.fromisoformat(text)

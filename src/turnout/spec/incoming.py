@@ -1,0 +1,212 @@
+"""Tracking calls as clients send them, decoded for checking without being unpacked.
+
+The hot path never turns a call's free-form parts (`traits`, `properties`, `context`,
+`integrations`) into Python objects: they stay `msgspec.Raw`, slices of the request body, and are
+written to the log as they came. Only the fields the spec rules read are decoded. `Incoming` has
+the wire shape of `spec.message.Message`, so an `Incoming` filled in by `normalise` encodes to
+exactly the bytes a `Message` decodes from.
+
+Every way a body can be wrong becomes an `InvalidMessage` naming the field: malformed JSON,
+invalid UTF-8, a non-object, wrong types, nesting deeper than `MAX_DEPTH`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+# Deeper than any real analytics payload, far below the depth at which decoding anywhere
+# downstream (delivery, destinations) would hit Python's recursion limit.
+MAX_DEPTH = 100
+
+# "Absent" for a Raw field. msgspec omits a default only when it is this very object.
+EMPTY = msgspec.Raw()
+
+
+class InvalidMessage(Exception):
+    """A call that can never succeed as sent. `code` is stable; `message` names the field."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Incoming(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """One call as a client may send it; after `normalise`, the call as it is stored.
+
+    Ids may arrive as numbers (several SDKs allow `userId: 123`); `normalise` makes them strings.
+    Unknown top-level fields are dropped. `receivedAt` and `source` are the server's: whatever a
+    client sends there is overwritten.
+    """
+
+    type: str | None = None
+    message_id: str | int | None = None
+    user_id: str | int | float | None = None
+    anonymous_id: str | int | float | None = None
+    event: str | None = None
+    name: str | None = None
+    category: str | None = None
+    group_id: str | int | float | None = None
+    previous_id: str | int | float | None = None
+    traits: msgspec.Raw = EMPTY
+    properties: msgspec.Raw = EMPTY
+    context: msgspec.Raw = EMPTY
+    integrations: msgspec.Raw = EMPTY
+    timestamp: str | None = None
+    original_timestamp: str | None = None
+    sent_at: str | None = None
+    received_at: str | None = None
+    write_key: str | None = None
+    source: str | None = None
+
+
+class IncomingBatch(msgspec.Struct, rename="camel", kw_only=True):
+    """A `/v1/batch` body. Items stay raw so one bad item cannot spoil the rest."""
+
+    batch: list[msgspec.Raw]
+    context: dict[str, object] | None = None
+    integrations: dict[str, object] | None = None
+    sent_at: str | None = None
+    write_key: str | None = None
+
+
+_call_decoder = msgspec.json.Decoder(Incoming)
+_batch_decoder = msgspec.json.Decoder(IncomingBatch)
+
+
+def decode_call(body: bytes | msgspec.Raw, where: str = "") -> Incoming:
+    """Decode one call. `where` prefixes field names in errors (`batch[3].`)."""
+    check_depth(body, where)
+    return _decode(_call_decoder, body, where)
+
+
+def decode_batch(body: bytes) -> IncomingBatch:
+    """Decode a batch envelope; its items stay raw, each to be decoded on its own."""
+    try:
+        return _decode(_batch_decoder, body, "")
+    except InvalidMessage as exc:
+        if exc.code != "too_deep":
+            raise
+        # One item nested thousands deep must not cost the others: split by hand, then decode.
+        return _decode_deep_batch(body, exc)
+
+
+def _decode(decoder: msgspec.json.Decoder[T], body: bytes | msgspec.Raw, where: str) -> T:
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidMessage("invalid_field", _field_message(str(exc), where)) from None
+    except msgspec.DecodeError as exc:
+        text = where.rstrip(".") or "body"
+        raise InvalidMessage("invalid_json", f"{text}: not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage("invalid_utf8", f"{where}{_utf8_problem(exc)}") from None
+    except RecursionError:
+        raise InvalidMessage(
+            "too_deep", f"{where.rstrip('.') or 'body'}: nested deeper than {MAX_DEPTH} levels"
+        ) from None
+
+
+def check_utf8(body: bytes) -> None:
+    """msgspec checks UTF-8 only where it decodes strings; raw parts must be checked too."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage("invalid_utf8", _utf8_problem(exc)) from None
+
+
+def _utf8_problem(exc: UnicodeDecodeError) -> str:
+    return f"body: not valid UTF-8 at byte {exc.start}"
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"{}[]")
+_INNERMOST = re.compile(rb"\{\}|\[\]")
+
+
+def check_depth(body: bytes | msgspec.Raw, where: str = "") -> None:
+    """Refuse nesting deeper than MAX_DEPTH, at C speed.
+
+    Fewer brackets than the limit cannot nest deeper than it: that settles nearly every call.
+    Otherwise strings are cut out, everything but brackets dropped, and innermost pairs removed
+    one level per pass: whatever is left after MAX_DEPTH passes is nested too deeply.
+    """
+    data = body if isinstance(body, bytes) else bytes(body)
+    if data.count(b"{") + data.count(b"[") <= MAX_DEPTH:
+        return
+    brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    for _ in range(MAX_DEPTH):
+        if not brackets:
+            return
+        shorter = _INNERMOST.sub(b"", brackets)
+        if len(shorter) == len(brackets):
+            return  # unbalanced: the decoder names the real problem
+        brackets = shorter
+    if brackets:
+        raise InvalidMessage(
+            "too_deep", f"{where.rstrip('.') or 'body'}: nested deeper than {MAX_DEPTH} levels"
+        )
+
+
+def _field_message(detail: str, where: str) -> str:
+    """msgspec says "Expected `str`, got `int` - at `$.userId`"; make it "userId: expected ..."."""
+    reason, _, path = detail.partition(" - at `$")
+    reason = reason[:1].lower() + reason[1:]
+    if not path:
+        return f"{where.rstrip('.') or 'body'}: {reason}"
+    return f"{where}{path.rstrip('`').lstrip('.')}: {reason}"
+
+
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.DOTALL)
+_COLON = re.compile(rb"\s*:")
+
+
+def _decode_deep_batch(body: bytes, too_deep: InvalidMessage) -> IncomingBatch:
+    """The slow path for a batch the decoder cannot descend: find its items by their commas.
+
+    Only structural tokens are visited (by a C regex), so even 500 KB of brackets takes
+    milliseconds. The envelope is decoded with an empty `batch`, then the items are attached raw.
+    """
+    depth = 0
+    array_start = -1
+    item_start = 0
+    items: list[msgspec.Raw] = []
+    for match in _TOKEN.finditer(body):
+        char = body[match.start()]
+        if char == 0x22:  # a string: is it the top-level key "batch"?
+            if (
+                array_start < 0
+                and depth == 1
+                and match.group() == b'"batch"'
+                and _COLON.match(body, match.end())
+            ):
+                array_start = -2  # the next "[" opens the batch array
+            continue
+        if char in b"{[":
+            depth += 1
+            if array_start == -2 and depth == 2 and char == 0x5B:
+                array_start = match.start()
+                item_start = match.end()
+        elif char in b"}]":
+            depth -= 1
+            if array_start >= 0 and depth == 1:
+                _add_item(items, body[item_start : match.start()])
+                envelope = body[:array_start] + b"[]" + body[match.end() :]
+                batch = _decode(_batch_decoder, envelope, "")
+                batch.batch = items
+                return batch
+        elif array_start >= 0 and depth == 2:  # a comma between two items
+            _add_item(items, body[item_start : match.start()])
+            item_start = match.end()
+    raise too_deep
+
+
+def _add_item(items: list[msgspec.Raw], text: bytes) -> None:
+    text = text.strip()
+    if text or items:
+        items.append(msgspec.Raw(text))

@@ -1,0 +1,252 @@
+"""Connections: add (Save activates at once), edit, test credentials, pause/resume, delete, and
+each connection's delivery overview."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from turnout.destinations import registry
+from turnout.store.models import Connection
+from turnout.store.secrets import mask
+from turnout.web.chart import rate_chart
+from turnout.web.errors import ManagementError, invalid
+from turnout.web.overview import DEFAULT_WINDOW, WINDOWS, overview
+from turnout.web.sessions import Session
+from turnout.web.settings_form import form_fields, settings_from_form
+from turnout.web.site import Site
+
+DESTINATION = "customerio"  # the one destination today; the form reads it from the registry
+
+
+def _lists(form: FormData) -> dict[str, list[str]]:
+    return {key: [str(v) for v in form.getlist(key)] for key in form}
+
+
+def _rate_limit(form: FormData) -> float | None:
+    text = str(form.get("rate_limit", "")).strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise invalid("rate_limit", "rate_limit: a number of requests per second") from None
+    if not 0 < value <= 1e6:
+        raise invalid("rate_limit", "rate_limit: between 0 and 1000000 requests per second")
+    return value
+
+
+def routes(site: Site) -> list[Route]:
+    destination = registry.get(DESTINATION)
+    fields = form_fields(destination)
+
+    async def form_page(
+        request: Request,
+        session: Session,
+        *,
+        existing: Connection | None,
+        values: dict[str, Any],
+        chosen: list[str],
+        name: str = "",
+        rate_limit: str = "",
+        error: ManagementError | None = None,
+    ) -> Response:
+        saved = existing.settings if existing else {}
+        return site.render(
+            request,
+            "connection_form.html",
+            session,
+            status_code=error.status if error else 200,
+            existing=existing,
+            destination=destination,
+            fields=fields,
+            values=values,
+            masked={
+                f.name: mask(str(saved[f.name])) for f in fields if f.secret and saved.get(f.name)
+            },
+            sources=await site.sources.all(),
+            chosen=chosen,
+            name=name,
+            rate_limit=rate_limit,
+            error=error,
+        )
+
+    async def index(request: Request, session: Session) -> Response:
+        rows = [
+            {"connection": c, "status": site.connections.status(c.name)}
+            for c in await site.connections.all()
+        ]
+        return site.render(request, "connections.html", session, rows=rows)
+
+    async def new(request: Request, session: Session) -> Response:
+        sources = await site.sources.all()
+        return await form_page(
+            request,
+            session,
+            existing=None,
+            values={f.name: f.default for f in fields},
+            chosen=[s.name for s in sources][:1],
+        )
+
+    async def create(request: Request, session: Session) -> Response:
+        form = await request.form()
+        settings = settings_from_form(fields, _lists(form))
+        chosen = [str(v) for v in form.getlist("sources")]
+        name = str(form.get("name", ""))
+        try:
+            connection = await site.connections.create(
+                name,
+                DESTINATION,
+                settings,
+                chosen,
+                rate_limit=_rate_limit(form),
+                deliver_history=form.get("deliver_history") == "true",
+            )
+        except ManagementError as exc:
+            values = {**{f.name: f.default for f in fields}, **settings}
+            values.update({f.name: "" for f in fields if f.secret})  # never echo a secret
+            return await form_page(
+                request, session, existing=None, values=values, chosen=chosen, name=name,
+                rate_limit=str(form.get("rate_limit", "")), error=exc,
+            )
+        session.say("ok", f"Connection “{connection.name}” saved and delivering.")
+        return site.redirect(request, f"/connections/{connection.name}")
+
+    async def edit(request: Request, session: Session) -> Response:
+        try:
+            connection = await site.connections.get(request.path_params["name"])
+        except ManagementError as exc:
+            return site.render(request, "missing.html", session, status_code=404, error=exc)
+        values = {f.name: connection.settings.get(f.name, f.default) for f in fields}
+        values.update({f.name: "" for f in fields if f.secret})
+        return await form_page(
+            request, session, existing=connection, values=values, chosen=connection.sources,
+            rate_limit="" if connection.rate_limit is None else f"{connection.rate_limit:g}",
+        )
+
+    async def update(request: Request, session: Session) -> Response:
+        name = request.path_params["name"]
+        form = await request.form()
+        settings = settings_from_form(fields, _lists(form))
+        chosen = [str(v) for v in form.getlist("sources")]
+        try:
+            existing = await site.connections.get(name)
+            await site.connections.update(
+                name,
+                settings=settings,
+                sources=chosen,
+                rate_limit=_rate_limit(form),
+                set_rate_limit=True,
+            )
+        except ManagementError as exc:
+            if exc.status == 404:
+                return site.render(request, "missing.html", session, status_code=404, error=exc)
+            values = {**{f.name: f.default for f in fields}, **settings}
+            values.update({f.name: "" for f in fields if f.secret})
+            return await form_page(
+                request, session, existing=existing, values=values, chosen=chosen,
+                rate_limit=str(form.get("rate_limit", "")), error=exc,
+            )
+        session.say("ok", f"Saved. “{name}” restarted with the new settings; nothing was lost.")
+        return site.redirect(request, f"/connections/{name}")
+
+    async def check(request: Request, session: Session) -> Response:
+        """htmx: test the credentials typed in the form (stored secrets fill in blanks)."""
+        form = await request.form()
+        settings = settings_from_form(fields, _lists(form))
+        stored = str(form.get("stored_from", "")) or None
+        try:
+            result = await site.connections.check(DESTINATION, settings, stored)
+            ok, message, warnings = result.ok, result.message, result.warnings
+        except ManagementError as exc:
+            ok, message, warnings = False, exc.message, []
+        return site.render(
+            request, "_check.html", session, ok=ok, message=message, warnings=warnings
+        )
+
+    async def detail(request: Request, session: Session) -> Response:
+        name = request.path_params["name"]
+        try:
+            connection = await site.connections.get(name)
+        except ManagementError as exc:
+            return site.render(request, "missing.html", session, status_code=404, error=exc)
+        window = request.query_params.get("window", DEFAULT_WINDOW)
+        context = await _overview_context(site, name, window)
+        return site.render(
+            request, "connection.html", session, connection=connection, **context
+        )
+
+    async def overview_panel(request: Request, session: Session) -> Response:
+        """htmx: the overview panel alone, for the window buttons and the auto-refresh."""
+        name = request.path_params["name"]
+        try:
+            await site.connections.get(name)
+        except ManagementError as exc:
+            return site.render(request, "missing.html", session, status_code=404, error=exc)
+        context = await _overview_context(site, name, request.query_params.get("window", ""))
+        return site.render(request, "_overview.html", session, **context)
+
+    def toggle(enabled: bool) -> Any:
+        async def handler(request: Request, session: Session) -> Response:
+            name = request.path_params["name"]
+            try:
+                await site.connections.set_enabled(name, enabled)
+            except ManagementError as exc:
+                return site.render(request, "missing.html", session, status_code=404, error=exc)
+            session.say("ok", f"“{name}” {'resumed' if enabled else 'paused'}.")
+            return site.redirect(request, f"/connections/{name}")
+
+        return handler
+
+    async def test_saved(request: Request, session: Session) -> Response:
+        name = request.path_params["name"]
+        try:
+            saved = await site.connections.get(name)
+            result = await site.connections.check(saved.destination, saved.settings)
+            ok, message, warnings = result.ok, result.message, result.warnings
+        except ManagementError as exc:
+            ok, message, warnings = False, exc.message, []
+        return site.render(
+            request, "_check.html", session, ok=ok, message=message, warnings=warnings
+        )
+
+    async def delete(request: Request, session: Session) -> Response:
+        name = request.path_params["name"]
+        try:
+            await site.connections.delete(name)
+        except ManagementError as exc:
+            return site.render(request, "missing.html", session, status_code=404, error=exc)
+        session.say("ok", f"Connection “{name}” deleted.")
+        return site.redirect(request, "/connections")
+
+    return [
+        Route("/connections", site.page(index)),
+        Route("/connections", site.page(create), methods=["POST"]),
+        Route("/connections/new", site.page(new)),
+        Route("/connections/check", site.page(check), methods=["POST"]),
+        Route("/connections/{name}", site.page(detail)),
+        Route("/connections/{name}/overview", site.page(overview_panel)),
+        Route("/connections/{name}/edit", site.page(edit)),
+        Route("/connections/{name}/edit", site.page(update), methods=["POST"]),
+        Route("/connections/{name}/test", site.page(test_saved), methods=["POST"]),
+        Route("/connections/{name}/pause", site.page(toggle(False)), methods=["POST"]),
+        Route("/connections/{name}/resume", site.page(toggle(True)), methods=["POST"]),
+        Route("/connections/{name}/delete", site.page(delete), methods=["POST"]),
+    ]
+
+
+async def _overview_context(site: Site, name: str, window: str) -> dict[str, Any]:
+    summary = await overview(site.turnout.store, name, window)
+    letters = await site.deliveries.dead_letters_count(name)
+    return {
+        "name": name,
+        "overview": summary,
+        "windows": list(WINDOWS),
+        "chart": rate_chart(summary.series, summary.bucket_seconds, summary.since),
+        "status": site.connections.status(name),
+        "open_letters": letters,
+    }

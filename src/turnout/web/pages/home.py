@@ -1,0 +1,30 @@
+"""The landing page: every connection's state and last hour at a glance, and the sources."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from turnout.web.overview import overview
+from turnout.web.sessions import Session
+from turnout.web.site import Site
+
+
+def routes(site: Site) -> list[Route]:
+    async def home(request: Request, session: Session) -> Response:
+        rows = []
+        for connection in await site.connections.all():
+            summary = await overview(site.turnout.store, connection.name, "1h")
+            rows.append(
+                {
+                    "connection": connection,
+                    "status": site.connections.status(connection.name),
+                    "funnel": summary.funnel,
+                }
+            )
+        return site.render(
+            request, "home.html", session, rows=rows, sources=await site.sources.all()
+        )
+
+    return [Route("/", site.page(home))]

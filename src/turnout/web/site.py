@@ -1,0 +1,166 @@
+"""What every dashboard page shares: the services, the templates, sign-in and CSRF checks.
+
+Page handlers are `async def handler(request, session) -> Response`; `Site.page` wraps them so
+that every page needs a signed-in session and every state-changing request a valid CSRF token
+(form field `csrf_token`, or the `X-CSRF-Token` header that htmx sends from the body's
+`hx-headers`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from turnout.web.connections import Connections
+from turnout.web.deliveries import Deliveries
+from turnout.web.sessions import COOKIE, Session, Sessions
+from turnout.web.shutdown import ShutdownNotice
+from turnout.web.sources import Sources
+
+if TYPE_CHECKING:
+    from turnout.app import Turnout
+
+Handler = Callable[[Request, Session], Awaitable[Response]]
+_SAFE = ("GET", "HEAD", "OPTIONS")
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def when(unix: float | None) -> str:
+    """A timestamp as people read it in a table: UTC, to the second."""
+    if not unix:
+        return "—"
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def ago(unix: float | None) -> str:
+    if not unix:
+        return "—"
+    seconds = max(0, int(time.time() - unix))
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago" if seconds > 4 else "just now"
+
+
+def pretty(value: Any) -> str:
+    """JSON for people: indented, non-ASCII kept (the template escapes it)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+class Site:
+    def __init__(self, turnout: Turnout) -> None:
+        self.turnout = turnout
+        self.sources = Sources(turnout.store)
+        self.connections = Connections(turnout)
+        self.deliveries = Deliveries(turnout)
+        self.sessions = Sessions()
+        self.shutdown = ShutdownNotice()
+        self.templates = Jinja2Templates(directory=str(TEMPLATES))
+        self.templates.env.autoescape = True
+        self.templates.env.filters["when"] = when
+        self.templates.env.filters["ago"] = ago
+        self.templates.env.filters["q"] = lambda value: quote(str(value), safe="")
+        self.templates.env.filters["pretty"] = pretty
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        session: Session | None,
+        status_code: int = 200,
+        **context: Any,
+    ) -> HTMLResponse:
+        base = request.scope.get("root_path", "")
+        response = self.templates.TemplateResponse(
+            request,
+            template,
+            {
+                "base": base,
+                "session": session,
+                "csrf": session.csrf if session else "",
+                "flash": session.take_flash() if session else [],
+                "section": template.split(".")[0].split("_")[0],
+                **context,
+            },
+            status_code=status_code,
+        )
+        self._harden(response)
+        return response
+
+    def redirect(self, request: Request, path: str) -> RedirectResponse:
+        """303 to a dashboard path (Post/Redirect/Get: a reload never re-submits a form)."""
+        return RedirectResponse(request.scope.get("root_path", "") + path, status_code=303)
+
+    @staticmethod
+    def _harden(response: Response) -> None:
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+        )
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def session_of(self, request: Request) -> Session | None:
+        return self.sessions.get(request.cookies.get(COOKIE))
+
+    def set_cookie(self, request: Request, response: Response, session: Session) -> None:
+        response.set_cookie(
+            COOKIE,
+            session.id,
+            httponly=True,
+            samesite="strict",
+            secure=self._secure(request),
+            path=request.scope.get("root_path", "") or "/",
+        )
+
+    def _secure(self, request: Request) -> bool:
+        """Secure cookies whenever the dashboard is reached over HTTPS (directly, behind a
+        proxy that says so, or by the configured public URL); plain-HTTP localhost could not
+        keep a Secure cookie at all."""
+        forwarded = request.headers.get("x-forwarded-proto", "")
+        public = self.turnout.config.server.public_url
+        return request.url.scheme == "https" or forwarded == "https" or public.startswith("https")
+
+    def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def guarded(request: Request) -> Response:
+            session = self.session_of(request)
+            if session is None or not session.signed_in:
+                if request.headers.get("hx-request"):
+                    return Response(status_code=401, headers={"HX-Redirect": self._login(request)})
+                return RedirectResponse(self._login(request), status_code=303)
+            if request.method not in _SAFE:
+                token = request.headers.get("x-csrf-token")
+                if token is None:
+                    form = await request.form()
+                    value = form.get("csrf_token")
+                    token = value if isinstance(value, str) else None
+                if not session.csrf_ok(token):
+                    return HTMLResponse(
+                        "The form expired or came from another site. Go back, reload the page"
+                        " and try again.",
+                        status_code=403,
+                    )
+            return await handler(request, session)
+
+        return guarded
+
+    def _login(self, request: Request) -> str:
+        base = request.scope.get("root_path", "")
+        path = request.url.path
+        target = path if request.method == "GET" else base + "/"
+        return f"{base}/login?next={quote(target, safe='')}"

@@ -1,0 +1,140 @@
+// The live debugger: renders the server-sent events of /debugger/stream.
+// Built with DOM calls and textContent only, so no payload can inject markup.
+(() => {
+  const feed = document.getElementById("feed");
+  if (!feed) return;
+  const base = feed.dataset.base;
+  const live = document.getElementById("live");
+  const empty = document.getElementById("feed-empty");
+  const MAX_ROWS = 300;
+  const rows = new Map(); // messageId -> {element, fates, deliveries}
+  let paused = false;
+
+  const el = (tag, cls, text) => {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+  const pretty = (value) => (typeof value === "string" ? value : JSON.stringify(value, null, 2));
+  const clock = (seconds) => new Date(seconds * 1000).toLocaleTimeString([], { hour12: false });
+  const fateChip = (fate, connection) => {
+    const chip = el("span", "fate fate-" + fate, (connection ? connection + ": " : "") + fate.replace("_", "-"));
+    return chip;
+  };
+
+  const describe = (m) => {
+    const traits = m.traits || (m.context && m.context.traits) || {};
+    if (m.type === "identify") return "identify" + (traits.email ? " · " + traits.email : "");
+    if (m.type === "group") return "group " + (m.groupId || "");
+    if (m.type === "alias") return "alias of " + (m.previousId || "");
+    return m.type;
+  };
+
+  function insert(node) {
+    if (empty) empty.remove();
+    feed.prepend(node);
+    while (feed.children.length > MAX_ROWS) {
+      const last = feed.lastElementChild;
+      rows.delete(last.dataset.id);
+      last.remove();
+    }
+  }
+
+  function received(item) {
+    const m = item.message || {};
+    if (rows.has(m.messageId)) return;
+    const row = el("details", "msg");
+    row.dataset.id = m.messageId;
+    row.dataset.type = m.type;
+    const summary = el("summary");
+    summary.append(
+      el("span", "time", clock(item.at)),
+      el("span", "type", m.type),
+      el("span", "name", m.event || m.name || describe(m)),
+      el("span", "who", m.userId || m.anonymousId || ""),
+    );
+    const fates = el("span", "fates");
+    fates.append(fateChip("pending"));
+    summary.append(fates);
+    const body = el("div", "body");
+    const original = el("div");
+    original.append(el("h4", "", "Payload as stored"), el("pre", "code", pretty(m)));
+    const link = el("a", "small", "Full trace →");
+    link.href = base + "/messages/" + encodeURIComponent(m.messageId || "");
+    original.append(link);
+    const deliveries = el("div");
+    deliveries.append(el("h4", "", "What each connection made of it"));
+    const none = el("p", "hint", "Waiting for the connections…");
+    deliveries.append(none);
+    body.append(original, deliveries);
+    row.append(summary, body);
+    rows.set(m.messageId, { row, fates, deliveries, none, seen: new Map() });
+    insert(row);
+  }
+
+  function delivery(item) {
+    const entry = rows.get(item.message_id);
+    if (!entry) return;
+    entry.none.remove();
+    const pending = entry.fates.querySelector(".fate-pending");
+    if (pending) pending.remove();
+    const old = entry.seen.get(item.connection);
+    if (old) { old.chip.remove(); old.block.remove(); }
+    const chip = fateChip(item.fate, item.connection);
+    entry.fates.append(chip);
+    const block = el("div", "delivery");
+    const title = el("h4");
+    title.append(document.createTextNode(item.connection + " "), fateChip(item.fate));
+    block.append(title);
+    if (item.detail) block.append(el("p", "", item.detail));
+    if (item.operations && item.operations.length) {
+      block.append(el("h4", "", "Operations"), el("pre", "code", pretty(item.operations)));
+    }
+    if (item.request) block.append(el("h4", "", "Request"), el("pre", "code", item.request));
+    if (item.response) block.append(el("h4", "", "Response"), el("pre", "code", item.response));
+    entry.deliveries.append(block);
+    entry.seen.set(item.connection, { chip, block });
+  }
+
+  function rejected(item) {
+    const row = el("details", "msg rejected");
+    row.dataset.id = "reject-" + Math.random();
+    const summary = el("summary");
+    summary.append(
+      el("span", "time", clock(item.at)),
+      el("span", "type", "refused"),
+      el("span", "name", item.message),
+      el("span", "who", item.source || ""),
+    );
+    const fates = el("span", "fates");
+    fates.append(fateChip("rejected"));
+    summary.append(fates);
+    const body = el("div", "body");
+    const what = el("div");
+    what.append(el("h4", "", "Reason: " + item.code), el("pre", "code", item.payload || ""));
+    body.append(what);
+    row.append(summary, body);
+    insert(row);
+  }
+
+  const handlers = { received, delivery, rejected };
+  const source = new EventSource(feed.dataset.stream);
+  for (const [kind, handle] of Object.entries(handlers)) {
+    source.addEventListener(kind, (event) => { if (!paused) handle(JSON.parse(event.data)); });
+  }
+  source.onopen = () => { live.dataset.state = "live"; live.textContent = "Live"; };
+  source.onerror = () => { live.dataset.state = "error"; live.textContent = "Reconnecting…"; };
+
+  document.getElementById("pause-feed").addEventListener("click", (event) => {
+    paused = !paused;
+    event.target.setAttribute("aria-pressed", String(paused));
+    event.target.textContent = paused ? "Resume" : "Pause";
+    live.dataset.state = paused ? "error" : "live";
+    live.textContent = paused ? "Paused" : "Live";
+  });
+  document.getElementById("clear-feed").addEventListener("click", () => {
+    feed.replaceChildren();
+    rows.clear();
+  });
+})();
