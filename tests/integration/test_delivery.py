@@ -200,6 +200,8 @@ def test_permanent_failures_are_dead_lettered_then_replayed(
         lambda: turnout.api("GET", "/dead-letters?connection=cio").json() == [],
         what="the replayed letters to leave the list",
     )
+    replayed = turnout.api("GET", f"/messages/{letters[0]['message_id']}").json()
+    assert replayed["deliveries"][0]["fate"] == "delivered"  # the record follows the replay
 
 
 def test_a_message_retried_past_the_retry_window_is_dead_lettered(

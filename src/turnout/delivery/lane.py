@@ -66,6 +66,7 @@ class Pending:
     attempts: int = 0
     first_failure: float | None = None
     dead_letter_id: int | None = None  # set when this is a replay of a dead letter
+    original_offset: int = 0  # the replayed dead letter's place in the log
 
 
 @dataclass(slots=True)
@@ -182,6 +183,7 @@ class Lane:
                 letter.payload,
                 time.time(),
                 dead_letter_id=letter.id,
+                original_offset=letter.offset,
                 force=True,
             )
         self._wake.set()
@@ -214,7 +216,8 @@ class Lane:
 
     async def _idle(self) -> None:
         """Sleep until there is something to do: new entries, a finished send, a timer."""
-        timeout = 1.0
+        # Fates reach the store (and the dashboard) within FLUSH_INTERVAL of being known.
+        timeout = FLUSH_INTERVAL if self._records or self._letters or self._replayed else 1.0
         timer = self._barrier.next_timer()
         if timer is not None:
             timeout = min(timeout, max(0.0, timer - time.monotonic()))
@@ -280,6 +283,7 @@ class Lane:
         appended_at: float,
         *,
         dead_letter_id: int | None = None,
+        original_offset: int = 0,
         queue: bool = True,
         force: bool = False,
     ) -> bool:
@@ -301,6 +305,7 @@ class Lane:
             appended_at=appended_at,
             mapped=mapped,
             dead_letter_id=dead_letter_id,
+            original_offset=original_offset,
         )
         if mapped.filtered is not None:
             self._resolve(pending, Fate.FILTERED, mapped.filtered)
@@ -441,7 +446,7 @@ class Lane:
             DeadLetter(
                 id=0,
                 connection=self.name,
-                offset=max(pending.offset, 0),
+                offset=pending.original_offset or max(pending.offset, 0),
                 message_id=pending.message_id,
                 person=pending.person,
                 reason=reason,
@@ -459,11 +464,13 @@ class Lane:
         )
 
     def _note(self, pending: Pending, fate: Fate, detail: str, result: SendResult | None) -> None:
-        if pending.offset > 0:
+        # A replayed dead letter is recorded under its original offset: its fate changes.
+        offset = pending.original_offset or pending.offset
+        if offset > 0:
             self._records.append(
                 DeliveryRecord(
                     connection=self.name,
-                    offset=pending.offset,
+                    offset=offset,
                     message_id=pending.message_id,
                     person=pending.person,
                     fate=fate,
