@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import shoot
 from playwright.sync_api import expect
+from screens import shoot
 from segment.analytics import Client
 
 from support import API_KEY, SITE_ID, TurnoutProcess, free_port, wait_until

@@ -88,8 +88,10 @@ ENDPOINTS = [
 ]
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token"},
-                                     {"Authorization": "Basic YWRtaW46YWRtaW4="}])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": "Basic YWRtaW46YWRtaW4="}],
+)
 def test_every_endpoint_refuses_a_missing_or_wrong_token(
     turnout: TurnoutProcess, headers: dict[str, str]
 ) -> None:
@@ -215,7 +217,8 @@ def test_request_validation_errors_name_the_field(api: Recorder) -> None:
     assert response.status_code == 422
     assert response.json()["field"] == "settings"
     unknown_source = api(
-        "POST", "/connections",
+        "POST",
+        "/connections",
         json={"name": "x", "sources": ["nope"], "settings": {"site_id": "s", "api_key": "k"}},
     )
     assert unknown_source.json()["field"] == "sources"
@@ -244,14 +247,18 @@ def test_credentials_check_reports_accepted_and_rejected(
     saved = api("POST", "/connections/cio/test").json()
     assert saved["ok"] is True and "credentials accepted" in saved["message"]
     wrong = api(
-        "POST", "/connections/test",
+        "POST",
+        "/connections/test",
         json={"settings": {"site_id": SITE_ID, "api_key": SECRET, "track_url": emulator.url}},
     ).json()
     assert wrong["ok"] is False and "rejected" in wrong["message"]
     borrowed = api(
-        "POST", "/connections/test",
-        json={"settings": {"site_id": SITE_ID, "api_key": "", "track_url": emulator.url},
-              "stored_from": "cio"},
+        "POST",
+        "/connections/test",
+        json={
+            "settings": {"site_id": SITE_ID, "api_key": "", "track_url": emulator.url},
+            "stored_from": "cio",
+        },
     ).json()
     assert borrowed["ok"] is True
 
@@ -302,8 +309,9 @@ def test_overview_counts_fates_and_explains_failures(
         return dict(api("GET", "/connections/cio/overview", params={"window": "15m"}).json())
 
     found = wait_until(
-        lambda: (n := numbers())["funnel"]["delivered"] == 3
-        and n["funnel"]["dead_lettered"] == 1 and n,
+        lambda: (
+            (n := numbers())["funnel"]["delivered"] == 3 and n["funnel"]["dead_lettered"] == 1 and n
+        ),
         what="three delivered and one dead letter",
     )
     assert found["funnel"]["received"] == 4
@@ -321,8 +329,10 @@ def test_dead_letters_list_inspect_replay_and_trace(
     api.turnout.post("/v1/track", {"userId": "x-1", "event": "One"})
     api.turnout.post("/v1/track", {"userId": "x-2", "event": "Two"})
     letters = wait_until(
-        lambda: len(found := api("GET", "/dead-letters", params={"connection": "cio"}).json()) == 2
-        and found,
+        lambda: (
+            len(found := api("GET", "/dead-letters", params={"connection": "cio"}).json()) == 2
+            and found
+        ),
         what="two dead letters",
     )
     first = api("GET", f"/dead-letters/{letters[0]['id']}").json()
@@ -348,10 +358,13 @@ def test_dead_letters_list_inspect_replay_and_trace(
 
 def test_rejects_are_listed_with_their_reason(api: Recorder) -> None:
     response = httpx.post(
-        api.turnout.url + "/v1/track", json={"event": "No Identity"},
-        headers=basic(WRITE_KEY), timeout=10,
+        api.turnout.url + "/v1/track",
+        json={"event": "No Identity"},
+        headers=basic(WRITE_KEY),
+        timeout=10,
     )
     assert response.status_code == 400
-    rejects = wait_until(lambda: api("GET", "/rejects", params={"source": "web"}).json(),
-                         what="a reject")
+    rejects = wait_until(
+        lambda: api("GET", "/rejects", params={"source": "web"}).json(), what="a reject"
+    )
     assert rejects[0]["source"] == "web" and rejects[0]["message"]

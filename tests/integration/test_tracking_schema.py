@@ -36,6 +36,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TurnoutProcess]
 
 
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_route_answers_as_described(case: schemathesis.Case, server: TurnoutProcess) -> None:
     case.call_and_validate(base_url=server.url, headers=basic(WRITE_KEY))

@@ -16,7 +16,7 @@ _TEXT = {"type": ["string", "null"]}
 # An id that counts as present: null and "" count as absent.
 _PRESENT = {"type": ["string", "integer", "number"], "minLength": 1, "maxLength": 1000}
 _OBJECT = {"type": ["object", "null"], "additionalProperties": True}  # null: absent
-_TIME = {"type": ["string", "null"], "format": "date-time"}
+_TIME = {"type": ["string", "null"], "format": "date-time", "minLength": 1}
 
 _COMMON: dict[str, Any] = {
     "userId": {**_ID, "description": "userId or anonymousId is required"},

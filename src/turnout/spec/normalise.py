@@ -107,6 +107,8 @@ def _stamp(call: Incoming, facts: RequestFacts) -> None:
     original_text = call.original_timestamp
     if original_text is None:
         original_text = call.timestamp
+    elif call.timestamp is not None:  # replaced below, but a malformed one is still refused
+        timestamps.parse(call.timestamp, "timestamp")
     if original_text is None:
         call.timestamp = facts.received_text
         return

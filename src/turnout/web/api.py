@@ -59,8 +59,8 @@ def build_api(turnout: Turnout) -> FastAPI:
         redoc_url=None,
     )
     _install_error_handlers(api)
-    sources = Sources(turnout.store)
     connections = Connections(turnout)
+    sources = Sources(turnout.store, connections.restart_fed_by)
     deliveries = Deliveries(turnout)
 
     def authorised(

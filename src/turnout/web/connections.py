@@ -258,6 +258,12 @@ class Connections:
             raise ManagementError(409, "not_running", "this process does not deliver (role)")
         return await self._turnout.delivery.redeliver_since(name, since)
 
+    async def restart_fed_by(self, source: str) -> None:
+        """Restart the lanes of the connections a (renamed) source feeds."""
+        for connection in await self._store.list_connections():
+            if source in connection.sources:
+                await self._apply(connection)
+
     async def _apply(self, connection: Connection) -> None:
         if self._delivers:
             await self._turnout.delivery.apply(connection)

@@ -61,8 +61,8 @@ def pretty(value: Any) -> str:
 class Site:
     def __init__(self, turnout: Turnout) -> None:
         self.turnout = turnout
-        self.sources = Sources(turnout.store)
         self.connections = Connections(turnout)
+        self.sources = Sources(turnout.store, self.connections.restart_fed_by)
         self.deliveries = Deliveries(turnout)
         self.sessions = Sessions()
         self.shutdown = ShutdownNotice()

@@ -47,7 +47,7 @@ def snippets(write_key: str, url: str) -> list[tuple[str, str]]:
             "curl",
             f"curl -u '{write_key}:' {url}/v1/track \\\n"
             "  -H 'Content-Type: application/json' \\\n"
-            "  -d '{\"userId\": \"user-1\", \"event\": \"Signed Up\","
-            " \"properties\": {\"plan\": \"pro\"}}'",
+            '  -d \'{"userId": "user-1", "event": "Signed Up",'
+            ' "properties": {"plan": "pro"}}\'',
         ),
     ]

@@ -6,6 +6,8 @@ connections follow a renamed source because the store renames it in their source
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from turnout.store.models import Source
 from turnout.store.sqlite import Store
 from turnout.web.errors import ManagementError, invalid, not_found
@@ -19,8 +21,12 @@ from turnout.web.names import (
 
 
 class Sources:
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self, store: Store, restart_fed_by: Callable[[str], Awaitable[None]] | None = None
+    ) -> None:
         self._store = store
+        # Running lanes hold their source names; after a rename they must be restarted.
+        self._restart_fed_by = restart_fed_by
 
     async def all(self) -> list[Source]:
         return await self._store.list_sources()
@@ -37,7 +43,9 @@ class Sources:
             raise invalid("name", f"name: use {NAME_RULE}")
         if any(s.name == name for s in await self._store.list_sources()):
             raise ManagementError(
-                409, "name_taken", f"a source named {name!r} already exists; choose another name",
+                409,
+                "name_taken",
+                f"a source named {name!r} already exists; choose another name",
                 "name",
             )
         key = await self._unused_key(write_key)
@@ -57,6 +65,8 @@ class Sources:
                 409, "name_taken", f"a source named {new_name!r} already exists", "name"
             )
         await self._store.rename_source(name, new_name)
+        if self._restart_fed_by is not None:
+            await self._restart_fed_by(new_name)
         return await self.get(new_name)
 
     async def rotate(self, name: str, write_key: str | None = None) -> Source:
@@ -85,7 +95,9 @@ class Sources:
             raise invalid("write_key", f"write_key: use {WRITE_KEY_RULE}")
         if write_key in self._store.sources_by_key:
             raise ManagementError(
-                409, "write_key_taken", "write_key: another source already uses this key",
+                409,
+                "write_key_taken",
+                "write_key: another source already uses this key",
                 "write_key",
             )
         return write_key

@@ -110,8 +110,14 @@ def routes(site: Site) -> list[Route]:
             values = {**{f.name: f.default for f in fields}, **settings}
             values.update({f.name: "" for f in fields if f.secret})  # never echo a secret
             return await form_page(
-                request, session, existing=None, values=values, chosen=chosen, name=name,
-                rate_limit=str(form.get("rate_limit", "")), error=exc,
+                request,
+                session,
+                existing=None,
+                values=values,
+                chosen=chosen,
+                name=name,
+                rate_limit=str(form.get("rate_limit", "")),
+                error=exc,
             )
         session.say("ok", f"Connection “{connection.name}” saved and delivering.")
         return site.redirect(request, f"/connections/{connection.name}")
@@ -124,7 +130,11 @@ def routes(site: Site) -> list[Route]:
         values = {f.name: connection.settings.get(f.name, f.default) for f in fields}
         values.update({f.name: "" for f in fields if f.secret})
         return await form_page(
-            request, session, existing=connection, values=values, chosen=connection.sources,
+            request,
+            session,
+            existing=connection,
+            values=values,
+            chosen=connection.sources,
             rate_limit="" if connection.rate_limit is None else f"{connection.rate_limit:g}",
         )
 
@@ -148,8 +158,13 @@ def routes(site: Site) -> list[Route]:
             values = {**{f.name: f.default for f in fields}, **settings}
             values.update({f.name: "" for f in fields if f.secret})
             return await form_page(
-                request, session, existing=existing, values=values, chosen=chosen,
-                rate_limit=str(form.get("rate_limit", "")), error=exc,
+                request,
+                session,
+                existing=existing,
+                values=values,
+                chosen=chosen,
+                rate_limit=str(form.get("rate_limit", "")),
+                error=exc,
             )
         session.say("ok", f"Saved. “{name}” restarted with the new settings; nothing was lost.")
         return site.redirect(request, f"/connections/{name}")
@@ -176,9 +191,7 @@ def routes(site: Site) -> list[Route]:
             return site.render(request, "missing.html", session, status_code=404, error=exc)
         window = request.query_params.get("window", DEFAULT_WINDOW)
         context = await _overview_context(site, name, window)
-        return site.render(
-            request, "connection.html", session, connection=connection, **context
-        )
+        return site.render(request, "connection.html", session, connection=connection, **context)
 
     async def overview_panel(request: Request, session: Session) -> Response:
         """htmx: the overview panel alone, for the window buttons and the auto-refresh."""

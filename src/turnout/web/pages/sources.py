@@ -13,8 +13,9 @@ from turnout.web.snippets import public_url, snippets
 
 
 def routes(site: Site) -> list[Route]:
-    async def listing(request: Request, session: Session, error: ManagementError | None = None,
-                      name: str = "") -> Response:
+    async def listing(
+        request: Request, session: Session, error: ManagementError | None = None, name: str = ""
+    ) -> Response:
         return site.render(
             request,
             "sources.html",
