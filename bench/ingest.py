@@ -229,7 +229,7 @@ def wrk(
     script.write_text(
         _WRK_SCRIPT.replace("{auth}", auth)
         .replace("{body}", str(body_file))
-        .replace("{delay}", f"function delay() return {interval} end" if interval else "")
+        .replace("{delay}", _pacing(interval))
     )
     out = subprocess.run(
         [
@@ -252,6 +252,17 @@ def wrk(
         raise RuntimeError(f"wrk said:\n{out}")
     n, bad, p50, p99, secs = match.groups()
     return Run(int(n), int(bad), float(p50), float(p99), float(secs))
+
+
+def _pacing(interval_ms: int) -> str:
+    """Each connection waits a random 0..2x interval between requests: the mean rate is the
+    target, and the connections drift apart instead of firing in lock-step bursts (which would
+    measure wrk's synchronisation, not the server)."""
+    if not interval_ms:
+        return ""
+    return (
+        f"math.randomseed(os.time())\nfunction delay() return math.random(0, {2 * interval_ms}) end"
+    )
 
 
 @dataclass

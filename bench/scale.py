@@ -139,6 +139,14 @@ def run(deliverers: int, events: int, people: int) -> float:
             while (done := delivered_events(emu)) < events and time.monotonic() - t0 < 600:
                 time.sleep(0.1)
             rate = done / (time.monotonic() - t0)
+            if done < events:  # say where the rest stands, to find out why
+                for deliver_url in urls:
+                    status = httpx.get(
+                        deliver_url + "/api/v1/connections/cio",
+                        headers={"Authorization": "Bearer bench"},
+                        timeout=10,
+                    ).json()
+                    print(f"  stalled: {deliver_url}: {status}", flush=True)
             print(
                 f"{deliverers} delivery process(es): {rate:,.0f} events/s delivered"
                 f" ({done:,} of {events:,}; backlog ingested at {ingest_rate:,.0f} events/s"

@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from support import WRITE_KEY, TurnoutProcess, wait_until
 
+from support import WRITE_KEY, TurnoutProcess, wait_until
 from turnout.emulators.customerio import CustomerIOEmulator
 
 pytestmark = [pytest.mark.compat, pytest.mark.browser]
@@ -138,7 +138,10 @@ def test_browser_sdk_page_identify_track_reach_the_person_and_nothing_else_is_fe
 
     assert person.email == f"{user}@example.com"
     assert anonymous_id in person.anonymous_ids
-    assert [(a.type, a.name) for a in person.activity] == [("page", "Pricing"), ("event", "Signed Up")]
+    assert [(a.type, a.name) for a in person.activity] == [
+        ("page", "Pricing"),
+        ("event", "Signed Up"),
+    ]
     elsewhere = [r for r in requested if urlsplit(r.split(" ", 1)[1]).hostname not in LOCAL_HOSTS]
     assert elsewhere == [], f"the browser asked other hosts: {elsewhere}\nconsole: {console}"
     turnout_calls = [r for r in requested if r.split(" ", 1)[1].startswith(turnout.url)]

@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support import WRITE_KEY, TurnoutProcess, wait_until
 
+from support import WRITE_KEY, TurnoutProcess, wait_until
 from turnout.emulators.customerio import CustomerIOEmulator
 
 pytestmark = pytest.mark.compat

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from support import WRITE_KEY, TurnoutProcess, wait_until
 
+from support import WRITE_KEY, TurnoutProcess, wait_until
 from turnout.emulators.customerio import CustomerIOEmulator
 
 pytestmark = pytest.mark.compat

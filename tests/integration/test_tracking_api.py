@@ -14,28 +14,49 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from support import WRITE_KEY, TurnoutProcess, basic, wait_until, write_config
 
+from support import WRITE_KEY, TurnoutProcess, basic, wait_until, write_config
 from turnout.emulators.customerio import CustomerIOEmulator
 
 AUTH = basic(WRITE_KEY)
 
 
 def deep(levels: int) -> bytes:
-    return b'{"type":"track","userId":"u","event":"E","properties":{"a":' + b"[" * levels + b"]" * levels + b"}}"
+    return (
+        b'{"type":"track","userId":"u","event":"E","properties":{"a":'
+        + b"[" * levels
+        + b"]" * levels
+        + b"}}"
+    )
 
 
 HOSTILE: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
     ("invalid JSON", "/v1/track", b'{"userId": "u", "event": ', {}, 400, "invalid_json"),
-    ("invalid UTF-8", "/v1/track", b'{"userId": "\xc3\x28", "event": "E"}', {}, 400, "invalid_utf8"),
+    (
+        "invalid UTF-8",
+        "/v1/track",
+        b'{"userId": "\xc3\x28", "event": "E"}',
+        {},
+        400,
+        "invalid_utf8",
+    ),
     ("a JSON array", "/v1/identify", b'[{"userId": "u"}]', {}, 400, "invalid_field"),
     ("a JSON string", "/v1/batch", b'"batch"', {}, 400, "invalid_field"),
     ("10,000 levels", "/v1/track", deep(10_000), {}, 400, "too_deep"),
-    ("10,000 levels, gzip", "/v1/t", gzip.compress(deep(10_000)), {"Content-Encoding": "gzip"}, 400, "too_deep"),
+    (
+        "10,000 levels, gzip",
+        "/v1/t",
+        gzip.compress(deep(10_000)),
+        {"Content-Encoding": "gzip"},
+        400,
+        "too_deep",
+    ),
     (
         "100,000 keys",
         "/v1/track",
-        json.dumps({"userId": "u", "event": "E", "properties": {f"k{i}": i for i in range(100_000)}}).encode(),
+        json.dumps(
+            {"userId": "u", "event": "E", "properties": {f"k{i}": i for i in range(100_000)}}
+        ).encode(),
         {},
         413,
         "request_too_large",
@@ -43,18 +64,65 @@ HOSTILE: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
     (
         "100,000 keys, gzip",
         "/v1/batch",
-        gzip.compress(json.dumps({"batch": [{"type": "identify", "userId": "u", "traits": {f"k{i}": 1 for i in range(100_000)}}]}).encode()),
+        gzip.compress(
+            json.dumps(
+                {
+                    "batch": [
+                        {
+                            "type": "identify",
+                            "userId": "u",
+                            "traits": {f"k{i}": 1 for i in range(100_000)},
+                        }
+                    ]
+                }
+            ).encode()
+        ),
         {"Content-Encoding": "gzip"},
         413,
         "request_too_large",
     ),
-    ("a 10 MB string", "/v1/track", b'{"userId":"u","event":"' + b"x" * 10_000_000 + b'"}', {}, 413, "request_too_large"),
-    ("a 40 KB message", "/v1/track", json.dumps({"userId": "u", "event": "E", "properties": {"s": "x" * 40_000}}).encode(), {}, 413, "message_too_large"),
-    ("wrong type", "/v1/track", b'{"userId": "u", "event": {"name": "E"}}', {}, 400, "invalid_field"),
+    (
+        "a 10 MB string",
+        "/v1/track",
+        b'{"userId":"u","event":"' + b"x" * 10_000_000 + b'"}',
+        {},
+        413,
+        "request_too_large",
+    ),
+    (
+        "a 40 KB message",
+        "/v1/track",
+        json.dumps({"userId": "u", "event": "E", "properties": {"s": "x" * 40_000}}).encode(),
+        {},
+        413,
+        "message_too_large",
+    ),
+    (
+        "wrong type",
+        "/v1/track",
+        b'{"userId": "u", "event": {"name": "E"}}',
+        {},
+        400,
+        "invalid_field",
+    ),
     ("no identity", "/v1/page", b'{"name": "Home"}', {}, 400, "no_user_anon_id"),
-    ("unknown type", "/v1/batch", b'{"batch": [{"type": "purchase", "userId": "u"}]}', {}, 400, "invalid_type"),
+    (
+        "unknown type",
+        "/v1/batch",
+        b'{"batch": [{"type": "purchase", "userId": "u"}]}',
+        {},
+        400,
+        "invalid_type",
+    ),
     ("empty batch", "/v1/batch", b'{"batch": []}', {}, 400, "empty_batch"),
-    ("bad gzip", "/v1/track", b"\x1f\x8b not really", {"Content-Encoding": "gzip"}, 400, "invalid_gzip"),
+    (
+        "bad gzip",
+        "/v1/track",
+        b"\x1f\x8b not really",
+        {"Content-Encoding": "gzip"},
+        400,
+        "invalid_gzip",
+    ),
 ]
 
 
@@ -67,9 +135,7 @@ def send(url: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[htt
 def test_hostile_bodies_get_precise_errors_while_good_messages_flow(
     turnout: TurnoutProcess, emulator: CustomerIOEmulator
 ) -> None:
-    good = [
-        json.dumps({"userId": "steady", "event": f"good {i}"}).encode() for i in range(20)
-    ]
+    good = [json.dumps({"userId": "steady", "event": f"good {i}"}).encode() for i in range(20)]
     with ThreadPoolExecutor(8) as pool:
         hostile = [pool.submit(send, turnout.url, p, b, h) for _, p, b, h, _, _ in HOSTILE]
         steady = [pool.submit(send, turnout.url, "/v1/track", b, {}) for b in good]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from support import WRITE_KEY, TurnoutProcess, basic, write_config
 
+from support import WRITE_KEY, TurnoutProcess, basic, write_config
 from turnout.ingest.openapi import tracking_openapi
 
 # Invalid input must be refused with a 4xx; 413 (over a limit) is one of Turnout's refusals.

@@ -31,13 +31,17 @@ json_values = st.recursive(
     | st.integers(min_value=-(2**63), max_value=2**64)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=40),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=30,
 )
 calls = st.fixed_dictionaries(
     {},
-    optional={name: json_values | st.sampled_from(["track", "u-1", "2026-01-01T00:00:00Z"]) for name in FIELDS},
+    optional={
+        name: json_values | st.sampled_from(["track", "u-1", "2026-01-01T00:00:00Z"])
+        for name in FIELDS
+    },
 )
 GOOD = {"type": "track", "userId": "u-good", "event": "Good"}
 

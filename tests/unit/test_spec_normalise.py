@@ -16,7 +16,10 @@ RECEIVED = datetime(2026, 11, 28, 10, 0, 0, 500000, tzinfo=UTC)
 
 
 def stored(
-    body: dict[str, Any], call_type: str | None = "track", ip: str | None = "203.0.113.9", **facts: Any
+    body: dict[str, Any],
+    call_type: str | None = "track",
+    ip: str | None = "203.0.113.9",
+    **facts: Any,
 ) -> Message:
     call = decode_call(msgspec.json.encode(body))
     return stored_message(normalise(call, RequestFacts(RECEIVED, ip, **facts), "web", call_type))
@@ -85,7 +88,12 @@ def test_numeric_ids_become_strings() -> None:
         ({"userId": "u"}, None, "missing_type", "type: required in each batch item"),
         ({"userId": "u", "type": "purchase"}, None, "invalid_type", None),
         ({"userId": True, "event": "E"}, "track", "invalid_field", None),
-        ({"userId": "u", "event": "E", "timestamp": "yesterday"}, "track", "invalid_timestamp", None),
+        (
+            {"userId": "u", "event": "E", "timestamp": "yesterday"},
+            "track",
+            "invalid_timestamp",
+            None,
+        ),
         ({"userId": "u", "event": "E", "properties": 5}, "track", "invalid_field", None),
         ({"userId": "u", "event": "E", "context": "x"}, "track", "invalid_field", None),
     ],

@@ -126,6 +126,12 @@ class DeliveryManager:
             if lane is not None:
                 await lane.stop()
 
+    async def place_new(self, name: str, *, deliver_history: bool) -> None:
+        """Where a new connection starts reading: the log's head (new calls only, as when a
+        destination is added in Segment) or its oldest retained entry."""
+        start = 0 if deliver_history else await self._log.head()
+        await self._log.reset_position(f"connection:{name}", start)
+
     async def redeliver_since(self, name: str, unix_time: float) -> int:
         """Send everything received since `unix_time` again (dedupe ids make it safe)."""
         async with self._lock:

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
 log = logging.getLogger("turnout.delivery.ownership")
@@ -104,10 +104,14 @@ class Ownership:
             if partition not in self.owned:
                 continue
             try:
-                self.owned[partition] = await self._leases.update(
+                renewed = await self._leases.update(
                     _key(partition), self.member_id.encode(), last=revision
                 )
+                if partition in self.owned:  # not given up while the update was on its way
+                    self.owned[partition] = renewed
             except KeyWrongLastSequenceError:
+                if partition not in self.owned or partition in self._busy:
+                    continue  # being given up: the lease is deleted on purpose
                 log.warning("lease on partition %d was lost; stopping its lanes", partition)
                 self._spawn(self._lost(partition))
             except Exception as exc:
@@ -178,11 +182,27 @@ class Ownership:
             await self._on_release(partition)
             revision = self.owned.pop(partition, None)
             if revision is not None:
-                with contextlib.suppress(KeyWrongLastSequenceError, KeyNotFoundError):
-                    await self._leases.delete(_key(partition), last=revision)
+                await self._delete_lease(partition, revision)
         finally:
             self._busy.discard(partition)
             self._changed()
+
+    async def _delete_lease(self, partition: int, revision: int) -> None:
+        """Delete our lease so the next owner need not wait for it to expire; if a renewal
+        raced with us (the revision moved on), delete at the current one if it is still ours."""
+        key = _key(partition)
+        for _ in range(3):
+            try:
+                await self._leases.delete(key, last=revision)
+                return
+            except Exception:  # nats-py reports a wrong revision here as a plain API error
+                try:
+                    entry = await self._leases.get(key)
+                except Exception:
+                    return  # gone already
+                if entry.value != self.member_id.encode() or entry.revision is None:
+                    return
+                revision = entry.revision
 
     async def _release(self, partition: int) -> None:
         await self._give_up(partition)

@@ -198,6 +198,13 @@ class PartitionedDeliveryManager(DeliveryManager):
     def _lane_id(self, name: str) -> str:
         return f"connection:{name}"
 
+    async def place_new(self, name: str, *, deliver_history: bool) -> None:
+        """A new connection starts at every partition's head, or at its oldest entry."""
+        for partition in range(self._plog.partitions):
+            view = self._plog.partition(partition)
+            start = 0 if deliver_history else await view.head()
+            await view.reset_position(self._lane_id(name), start)
+
     async def redeliver_since(self, name: str, unix_time: float) -> int:
         if name not in self.groups and await self._store.get_connection(name) is None:
             raise KeyError(name)

@@ -8,6 +8,7 @@ recorded where the user can see them (the store's rejects, the debugger tap, a c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -19,7 +20,14 @@ import msgspec
 from turnout import metrics
 from turnout.ingest.errors import IngestError, bad_request, overloaded, too_large, unauthorized
 from turnout.log.base import EventLog, LogFull, NewEntry
-from turnout.spec.incoming import Incoming, InvalidMessage, check_utf8, decode_batch, decode_call
+from turnout.spec.incoming import (
+    Incoming,
+    InvalidMessage,
+    check_utf8,
+    decode_batch,
+    decode_call,
+    decode_deep_batch,
+)
 from turnout.spec.message import decode as decode_message
 from turnout.spec.normalise import RequestFacts, normalise
 from turnout.store.models import Reject, Source
@@ -127,7 +135,12 @@ class Ingestor:
         header_source = self._known_source(header_key)
         try:
             check_utf8(body)
-            batch = decode_batch(body)
+            try:
+                batch = decode_batch(body)
+            except InvalidMessage as exc:
+                if exc.code != "too_deep":
+                    raise
+                batch = await asyncio.to_thread(decode_deep_batch, body)
         except InvalidMessage as exc:
             if header_source is not None:
                 await self._reject(

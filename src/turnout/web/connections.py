@@ -177,10 +177,8 @@ class Connections:
             enabled=enabled,
             rate_limit=rate_limit,
         )
-        start = 0 if deliver_history else await self._turnout.log.head()
-        # The lane's position lives in the log under this id; a connection of the same name may
-        # have existed before, so set it explicitly rather than inherit it.
-        await self._turnout.log.reset_position(f"connection:{name}", start)
+        # A connection of the same name may have existed before: place it, don't inherit.
+        await self._turnout.delivery.place_new(name, deliver_history=deliver_history)
         await self._store.put_connection(connection)
         await self._apply(connection)
         return await self.get(name)

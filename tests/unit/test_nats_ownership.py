@@ -1,0 +1,113 @@
+"""Partition leases in JetStream key-value buckets: fair shares, hand-over, crash takeover."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from services import require_nats, unique
+from turnout.config import LogConfig
+from turnout.delivery.ownership import Ownership
+from turnout.log.nats import NATSLog
+
+pytestmark = pytest.mark.services
+
+PARTITIONS = 6
+TTL = 2.0
+
+
+@pytest.fixture
+async def nlog() -> AsyncIterator[NATSLog]:
+    stream = unique("town")
+    log_ = NATSLog(LogConfig(backend="nats", url=require_nats(), stream=stream, partitions=6))
+    await log_.start()
+    try:
+        yield log_
+    finally:
+        for bucket in ("positions", "members", "leases"):
+            await log_.js.delete_key_value(f"{stream}-{bucket}")
+        await log_.js.delete_stream(stream)
+        await log_.close()
+
+
+class Member:
+    """An `Ownership` and the partitions its handlers were told about (its running lanes)."""
+
+    def __init__(self) -> None:
+        self.running: set[int] = set()
+        self.ownership: Ownership | None = None
+
+    async def start(self, nlog: NATSLog, name: str) -> Member:
+        async def acquire(p: int) -> None:
+            assert p not in self.running
+            self.running.add(p)
+
+        async def release(p: int) -> None:
+            await asyncio.sleep(0.05)  # lanes take a moment to stop
+            self.running.discard(p)
+
+        self.ownership = Ownership(
+            await nlog.bucket("members", TTL),
+            await nlog.bucket("leases", TTL),
+            PARTITIONS,
+            acquire,
+            release,
+            member_id=name,
+            ttl=TTL,
+            interval=0.2,
+        )
+        await self.ownership.start()
+        return self
+
+
+async def until(check: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(check) and check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+async def test_members_share_partitions_and_never_overlap(nlog: NATSLog) -> None:
+    a = await Member().start(nlog, "a")
+    await until(lambda: len(a.running) == PARTITIONS)
+    b = await Member().start(nlog, "b")
+    overlaps = 0
+
+    def settled() -> bool:
+        nonlocal overlaps
+        overlaps += len(a.running & b.running)
+        return len(a.running) == 3 and len(b.running) == 3
+
+    await until(settled)
+    assert overlaps == 0
+    assert a.running | b.running == set(range(PARTITIONS))
+    assert b.ownership is not None
+    await b.ownership.stop()  # a clean leave hands everything back at once
+    await until(lambda: len(a.running) == PARTITIONS, timeout=5)
+    assert a.ownership is not None
+    await a.ownership.stop()
+
+
+async def test_a_crashed_members_partitions_are_taken_over_after_the_lease_expires(
+    nlog: NATSLog,
+) -> None:
+    a = await Member().start(nlog, "a")
+    b = await Member().start(nlog, "b")
+    await until(lambda: len(a.running) == 3 and len(b.running) == 3)
+    assert b.ownership is not None
+    for task in b.ownership._tasks:  # as kill -9: no renewal, no release
+        task.cancel()
+    crashed = time.monotonic()
+    await until(lambda: len(a.running) == PARTITIONS, timeout=TTL * 4)
+    assert time.monotonic() - crashed >= TTL * 0.5
+    assert a.ownership is not None
+    await a.ownership.stop()
