@@ -33,15 +33,25 @@ def test_a_person_over_their_share_spills_to_the_log_and_is_read_back_in_order()
     barrier = Barrier(per_person=2)
     assert barrier.add("hot", 1) and barrier.add("hot", 2)
     assert not barrier.add("hot", 3)  # left in the log
-    assert barrier.spilled == {"hot": 2}
+    assert barrier.spilled == {"hot": 2}  # everything of theirs up to offset 2 is held
     assert not barrier.add("hot", 4)  # still spilled: later ones too
     barrier.take(1)
     barrier.done("hot", 1)
     assert barrier.wants_refill() == ["hot"]
-    barrier.add_recovered("hot", [3, 4], complete=True)
+    barrier.add_recovered("hot", [3, 4], last_read=4, complete=True)
     assert barrier.spilled == {}
     taken = []
     while pair := barrier.take(1):
         taken.append(pair[0][1])
         barrier.done(*pair[0])
     assert taken == [2, 3, 4]
+
+
+def test_reading_back_entries_that_need_no_sending_still_moves_past_them() -> None:
+    barrier = Barrier(per_person=1)
+    barrier.add("hot", 1)
+    assert not barrier.add("hot", 5)
+    assert barrier.spilled == {"hot": 4}
+    # Read back 5..9, all filtered (nothing to queue): the next read must start after 9.
+    barrier.add_recovered("hot", [], last_read=9, complete=False)
+    assert barrier.spilled == {"hot": 9}

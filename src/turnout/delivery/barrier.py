@@ -40,7 +40,8 @@ class Barrier:
             return False
         queue = self._queues.setdefault(person, deque())
         if len(queue) >= self.per_person:
-            self.spilled[person] = queue[-1]
+            # Messages are added in log order, so every earlier one of theirs is held or done.
+            self.spilled[person] = offset - 1
             return False
         queue.append(offset)
         if person not in self._busy and person not in self._blocked:
@@ -53,15 +54,18 @@ class Barrier:
         if person not in self._busy and person not in self._blocked:
             self._ready[person] = None
 
-    def add_recovered(self, person: str, offsets: list[int], complete: bool) -> None:
-        """Queue a spilled person's messages read back from the log. `complete` means every
-        message of theirs up to the lane's read cursor is now held: they are no longer spilled."""
+    def add_recovered(
+        self, person: str, offsets: list[int], last_read: int, complete: bool
+    ) -> None:
+        """Queue a spilled person's messages read back from the log (`offsets`, those of the
+        entries up to `last_read` that need sending). `complete` means every message of theirs
+        up to the lane's read cursor has now been read: they are no longer spilled."""
         queue = self._queues.setdefault(person, deque())
         queue.extend(offsets)
         if complete:
             self.spilled.pop(person, None)
-        elif offsets:
-            self.spilled[person] = offsets[-1]
+        else:
+            self.spilled[person] = last_read
         if queue and person not in self._busy and person not in self._blocked:
             self._ready[person] = None
 

@@ -258,7 +258,10 @@ class Lane:
                 if (not self._sources or e.source in self._sources)
                 and self._admit_entry(e, queue=False)
             ]
-            self._barrier.add_recovered(person, admitted, complete=len(entries) < limit)
+            last_read = entries[-1].offset if entries else after
+            self._barrier.add_recovered(
+                person, admitted, last_read, complete=len(entries) < limit
+            )
 
     def _take_entry(self, entry: Entry) -> None:
         if self._sources and entry.source not in self._sources:
