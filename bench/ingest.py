@@ -344,12 +344,15 @@ def report(results: list[Figures]) -> None:
 
 def profile(workdir: Path, duration: float) -> None:
     """Sample the server under batch load with py-spy; writes a flame graph SVG."""
+    spy_path = Path(sys.executable).with_name("py-spy")
+    if not spy_path.exists():
+        sys.exit("py-spy is not installed: .venv/bin/pip install py-spy")
     server = start_turnout(workdir, "normal")
     out = Path("bench-ingest-profile.svg").resolve()
     try:
         spy = subprocess.Popen(
             [
-                str(Path(sys.executable).with_name("py-spy")),
+                str(spy_path),
                 "record",
                 "--pid",
                 str(server.process.pid),
