@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 NODE_DIR = Path(__file__).parent / "node"
-CHROMIUM = "/usr/bin/chromium"
 
 
 def missing(reason: str) -> None:
@@ -36,10 +35,3 @@ def node_sdks() -> Path:
             timeout=600,
         )
     return NODE_DIR
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        missing(f"{CHROMIUM} not installed (apt-get install -y chromium)")
-    return CHROMIUM

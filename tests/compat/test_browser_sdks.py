@@ -24,15 +24,6 @@ from turnout.emulators.customerio import CustomerIOEmulator
 pytestmark = [pytest.mark.compat, pytest.mark.browser]
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 PAGE = """<!doctype html>
 <html><head><title>Shop</title><script src="/sdk/index.js"></script></head>
 <body><h1>Pricing</h1>
@@ -96,13 +87,13 @@ def site(node_sdks: Path, request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.mark.parametrize("site", list(SDKS), indirect=True)
 def test_browser_sdk_page_identify_track_reach_the_person_and_nothing_else_is_fetched(
-    chromium: str,
+    browser: Any,
     site: str,
     turnout: TurnoutProcess,
     emulator: CustomerIOEmulator,
     request: pytest.FixtureRequest,
 ) -> None:
-    from playwright.sync_api import Route, sync_playwright
+    from playwright.sync_api import Route
 
     sdk = request.node.callspec.params["site"]
     user = f"browser-{sdk}"
@@ -116,25 +107,24 @@ def test_browser_sdk_page_identify_track_reach_the_person_and_nothing_else_is_fe
         else:
             route.abort()  # recorded above; never let the test reach the internet
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.route("**/*", only_local)
-            console: list[str] = []
-            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-            page.goto(site + "/")
-            anonymous_id = page.evaluate(
-                "([cdn, key, user]) => window.visit(cdn, key, user)",
-                [turnout.url + SDKS[sdk][1], WRITE_KEY, user],
-            )
-            person = wait_until(
-                lambda: (p := emulator.state.person(user)) and len(p.activity) >= 2 and p,
-                what=f"{user} with the page view and the event",
-            )
-            page.wait_for_timeout(500)  # anything sent late (metrics, retries) is seen too
-        finally:
-            browser.close()
+    context = browser.new_context()  # a fresh profile: no cookies or storage from other tests
+    try:
+        page = context.new_page()
+        page.route("**/*", only_local)
+        console: list[str] = []
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+        page.goto(site + "/")
+        anonymous_id = page.evaluate(
+            "([cdn, key, user]) => window.visit(cdn, key, user)",
+            [turnout.url + SDKS[sdk][1], WRITE_KEY, user],
+        )
+        person = wait_until(
+            lambda: (p := emulator.state.person(user)) and len(p.activity) >= 2 and p,
+            what=f"{user} with the page view and the event",
+        )
+        page.wait_for_timeout(500)  # anything sent late (metrics, retries) is seen too
+    finally:
+        context.close()
 
     assert person.email == f"{user}@example.com"
     assert anonymous_id in person.anonymous_ids
