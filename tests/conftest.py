@@ -43,8 +43,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium per test module. Not per session: Playwright's sync API keeps an event loop
+    running on the main thread while it lives, which would break every asyncio test after it."""
     if not CHROMIUM.exists():
         if os.environ.get("TURNOUT_REQUIRE_SERVICES"):
             pytest.fail(f"{CHROMIUM} is missing (apt-get install -y chromium)")

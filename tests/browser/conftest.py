@@ -1,7 +1,7 @@
 """Headless Chromium (Debian's) driven by Playwright, against a real `turnout serve`.
 
-The session's one browser (`browser`) is in tests/conftest.py: the compatibility tests use it
-too, and Playwright's sync API allows one instance per process at a time.
+The browser fixture (`browser`) is in tests/conftest.py: the compatibility tests use it
+too, and Playwright's sync API allows one instance at a time.
 """
 
 from __future__ import annotations
