@@ -68,7 +68,7 @@ def _call_schema(kind: str) -> dict[str, Any]:
     }
 
 
-def _batch_item() -> dict[str, Any]:
+def _valid_call() -> dict[str, Any]:
     return {
         "oneOf": [
             {
@@ -79,6 +79,22 @@ def _batch_item() -> dict[str, Any]:
             }
             for kind in CALL_TYPES
         ]
+    }
+
+
+def _batch_items() -> dict[str, Any]:
+    """Items are checked one by one: invalid ones are reported in the answer's `rejected` and
+    the valid ones kept. So a batch is a valid request when it *contains* one valid call (the
+    rest may be anything), and it is refused only when no item is valid."""
+    return {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 2500,
+        "items": {
+            "description": "A call with its `type` (see the Identify ... Alias schemas); an"
+            " invalid item is listed in `rejected`, the others are kept."
+        },
+        "contains": _valid_call(),
     }
 
 
@@ -134,7 +150,7 @@ def tracking_openapi() -> dict[str, Any]:
         "type": "object",
         "required": ["batch"],
         "properties": {
-            "batch": {"type": "array", "minItems": 1, "maxItems": 2500, "items": _batch_item()},
+            "batch": _batch_items(),
             "context": _OBJECT,
             "integrations": _OBJECT,
             "sentAt": _TIME,
@@ -199,7 +215,9 @@ def tracking_openapi() -> dict[str, Any]:
             " and Customer.io SDK speaks it. Bodies may be gzip-compressed.",
         },
         "paths": paths,
-        "security": [{"writeKey": []}],
+        # The header is one of three places for the key (body `writeKey`, or each batch item's),
+        # so it is optional here: the empty requirement says a request may carry none.
+        "security": [{"writeKey": []}, {}],
         "components": {
             "securitySchemes": {
                 "writeKey": {

@@ -87,7 +87,9 @@ class StateStore(Protocol):
 
 
 def _check(store: Any) -> StateStore:  # pragma: no cover - a compile-time check only
+    from turnout.store.postgres import PostgresStore
     from turnout.store.sqlite import Store
 
     checked: StateStore = Store.__new__(Store)
-    return checked
+    also: StateStore = PostgresStore.__new__(PostgresStore)
+    return checked if store else also
