@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -94,13 +95,14 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return host or "127.0.0.1", int(port)
 
 
-def resolve_secret(value: Any, where: str) -> Any:
+def resolve_secret(value: Any, where: str, environ: Mapping[str, str] | None = None) -> Any:
     """`env:NAME` reads the secret from the environment, so it never sits in the file."""
+    env = os.environ if environ is None else environ
     if isinstance(value, str) and value.startswith("env:"):
         name = value[4:]
-        if name not in os.environ:
+        if name not in env:
             raise ConfigError(f"{where}: environment variable {name} is not set")
-        return os.environ[name]
+        return env[name]
     return value
 
 
@@ -121,7 +123,7 @@ def load(path: Path | None, environ: dict[str, str] | None = None) -> Config:
     _check(config)
     for connection in config.connections:
         connection.settings = {
-            key: resolve_secret(value, f"connections.{connection.name}.settings.{key}")
+            key: resolve_secret(value, f"connections.{connection.name}.settings.{key}", environ)
             for key, value in connection.settings.items()
         }
     return config
