@@ -12,7 +12,9 @@ destination is another machine) and prints figures; it asserts nothing about tim
    what the limit allows at the batch size used, and the 429s seen.
 2. latency: events sent one by one at a steady rate, no rate limit; reports p50/p99 from the
    moment the SDK-side request was sent to the moment the emulator received the event.
-3. memory: a backlog of N messages ingested while the destination is down, then the lane reads
+3. recovery: events held through an outage of 503s; reports how long after Customer.io answers
+   again the backlog is delivered (backoffs grown during the outage are cut short).
+4. memory: a backlog of N messages ingested while the destination is down, then the lane reads
    it (still failing); reports the Turnout process's peak and current RSS.
 """
 
@@ -104,10 +106,12 @@ track_url = "{track_url}"
 batch_size = 100
 """
     )
+    output = (directory / "turnout.out").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "turnout", "serve", "--config", str(config), "--log-level",
          "warning"],
-        stdout=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -116,6 +120,8 @@ batch_size = 100
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait()
+        output.close()
+        print(f"  (Turnout's output: {directory / 'turnout.out'})")
 
 
 def ingest(url: str, total: int, people: int, batch: int = 100, **props: Any) -> None:
@@ -201,6 +207,20 @@ def latency(count: int, rate: float) -> None:
               f"{len(delays)} events at {rate:g} events/s")
 
 
+def recovery(events: int, outage: float) -> None:
+    """How soon a backlog drains once Customer.io answers again after an outage."""
+    with emulator() as emu, turnout(emu, 100.0) as (url, _):
+        httpx.post(emu + "/_emulator/faults", json={"status": 503, "seconds": outage})
+        ingest(url, events, events // 2)
+        time.sleep(outage + 0.5)
+        back = time.monotonic()
+        while delivered_events(emu) < events and time.monotonic() - back < 600:
+            time.sleep(0.05)
+        took = time.monotonic() - back
+        print(f"recovery: after a {outage:g} s outage (503s), the {events:,} events held were "
+              f"all delivered {took:.1f} s after Customer.io answered again")
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     status = Path(f"/proc/{pid}/status").read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
@@ -221,7 +241,8 @@ def memory(backlog: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["throughput", "latency", "memory"])
+    parser.add_argument("--only", choices=["throughput", "latency", "recovery", "memory"])
+    parser.add_argument("--outage", type=float, default=30.0)
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--people", type=int, default=20_000)
     parser.add_argument("--latency-events", type=int, default=1000)
@@ -233,6 +254,8 @@ def main() -> None:
         throughput(args.events, args.people)
     if args.only in (None, "latency"):
         latency(args.latency_events, args.latency_rate)
+    if args.only in (None, "recovery"):
+        recovery(2000, args.outage)
     if args.only in (None, "memory"):
         memory(args.backlog)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from turnout.delivery.barrier import Barrier
 
 
@@ -55,3 +57,15 @@ def test_reading_back_entries_that_need_no_sending_still_moves_past_them() -> No
     # Read back 5..9, all filtered (nothing to queue): the next read must start after 9.
     barrier.add_recovered("hot", [], last_read=9, complete=False)
     assert barrier.spilled == {"hot": 9}
+
+
+def test_once_the_destination_answers_long_backoffs_are_cut_short() -> None:
+    barrier = Barrier(per_person=10)
+    for offset, person in enumerate(["a", "b"], start=1):
+        barrier.add(person, offset)
+    barrier.take(10)
+    barrier.retry_later("a", delay=300)  # backed off during an outage
+    barrier.retry_later("b", delay=0.5)
+    assert barrier.expedite(within=2.0) == 1  # only the long wait moves
+    barrier.release_timers(now=time.monotonic() + 2.5)  # well before a's 300 s were up
+    assert sorted(p for p, _ in barrier.take(10)) == ["a", "b"]

@@ -14,6 +14,7 @@ in the log and are *spilled*, read back (by person) as the held ones drain.
 from __future__ import annotations
 
 import heapq
+import random
 import time
 from collections import OrderedDict, deque
 
@@ -117,6 +118,22 @@ class Barrier:
         until = time.monotonic() + delay
         self._blocked[person] = until
         heapq.heappush(self._timers, (until, person))
+
+    def expedite(self, within: float, now: float | None = None) -> int:
+        """The destination answers again: whoever waits longer than `within` seconds gets a
+        retry time spread over the next `within` seconds instead. Returns how many moved.
+
+        Without this, a person whose backoff grew during an outage would wait out its full
+        delay (up to minutes) after the destination has recovered."""
+        now = time.monotonic() if now is None else now
+        moved = 0
+        for person, until in list(self._blocked.items()):
+            if until > now + within:
+                sooner = now + random.uniform(0, within)  # spread: no thundering herd
+                self._blocked[person] = sooner
+                heapq.heappush(self._timers, (sooner, person))
+                moved += 1
+        return moved
 
     def unblock_all(self) -> None:
         """Credentials fixed or a user asked to retry now: everyone blocked may go."""

@@ -44,6 +44,7 @@ READ_CHUNK = 1000
 FLUSH_INTERVAL = 0.1  # seconds between writes of fates and the position
 CREDENTIALS_PROBE_FIRST = 15.0  # seconds before retrying after credentials were rejected
 CREDENTIALS_PROBE_MAX = 300.0
+RECOVERED_RETRY_SPREAD = 2.0  # seconds over which backed-off people retry once sends succeed
 
 
 class LaneState(StrEnum):
@@ -123,6 +124,7 @@ class Lane:
         self._probe_delay = CREDENTIALS_PROBE_FIRST
         self._probe_at = 0.0
         self._probing = False
+        self._expedited_at = 0.0
         self._replay_ids = -1
         self._ready_since: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -392,6 +394,11 @@ class Lane:
         if last.status is Status.OK:
             fate = Fate.ADJUSTED if pending.mapped.adjustments else Fate.DELIVERED
             self._resolve(pending, fate, "; ".join(pending.mapped.adjustments), last)
+            # The destination is answering: people backed off during an outage retry soon.
+            now = time.monotonic()
+            if self._barrier.blocked_count() and now - self._expedited_at > 0.5:
+                self._expedited_at = now
+                self._barrier.expedite(RECOVERED_RETRY_SPREAD, now)
             self._probe_delay = CREDENTIALS_PROBE_FIRST
             self._probing = False
             if self.state is LaneState.RUNNING:
