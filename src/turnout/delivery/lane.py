@@ -202,6 +202,9 @@ class Lane:
                 self._skip = await self._store.delivered_offsets(self.name, self._position, head)
         last_flush = time.monotonic()
         while not self._stopping:
+            # Cleared before the work, not before the sleep: a send that finishes while we
+            # read or flush must still wake the next sleep.
+            self._wake.clear()
             try:
                 await self._fill()
                 self._dispatch()
@@ -231,7 +234,6 @@ class Lane:
         if timeout <= 0:
             await asyncio.sleep(0)
             return
-        self._wake.clear()
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
         if len(self._pending) < self._config.window and not self._stopping:
             waiters.append(asyncio.ensure_future(self._log.wait_for_new(self._cursor, timeout)))
