@@ -43,6 +43,11 @@ def _rate_limit(form: FormData) -> float | None:
 def routes(site: Site) -> list[Route]:
     destination = registry.get(DESTINATION)
     fields = form_fields(destination)
+    defaults = {f.name: f.default for f in fields}
+
+    def shown(values: dict[str, Any]) -> dict[str, Any]:
+        """What the form shows: the values, but never a secret (left blank = keep the stored)."""
+        return {f.name: "" if f.secret else values.get(f.name, f.default) for f in fields}
 
     async def form_page(
         request: Request,
@@ -107,13 +112,11 @@ def routes(site: Site) -> list[Route]:
                 deliver_history=form.get("deliver_history") == "true",
             )
         except ManagementError as exc:
-            values = {**{f.name: f.default for f in fields}, **settings}
-            values.update({f.name: "" for f in fields if f.secret})  # never echo a secret
             return await form_page(
                 request,
                 session,
                 existing=None,
-                values=values,
+                values=shown({**defaults, **settings}),
                 chosen=chosen,
                 name=name,
                 rate_limit=str(form.get("rate_limit", "")),
@@ -127,13 +130,11 @@ def routes(site: Site) -> list[Route]:
             connection = await site.connections.get(request.path_params["name"])
         except ManagementError as exc:
             return site.render(request, "missing.html", session, status_code=404, error=exc)
-        values = {f.name: connection.settings.get(f.name, f.default) for f in fields}
-        values.update({f.name: "" for f in fields if f.secret})
         return await form_page(
             request,
             session,
             existing=connection,
-            values=values,
+            values=shown({**defaults, **connection.settings}),
             chosen=connection.sources,
             rate_limit="" if connection.rate_limit is None else f"{connection.rate_limit:g}",
         )
@@ -155,13 +156,11 @@ def routes(site: Site) -> list[Route]:
         except ManagementError as exc:
             if exc.status == 404:
                 return site.render(request, "missing.html", session, status_code=404, error=exc)
-            values = {**{f.name: f.default for f in fields}, **settings}
-            values.update({f.name: "" for f in fields if f.secret})
             return await form_page(
                 request,
                 session,
                 existing=existing,
-                values=values,
+                values=shown({**defaults, **settings}),
                 chosen=chosen,
                 rate_limit=str(form.get("rate_limit", "")),
                 error=exc,
