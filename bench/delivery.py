@@ -24,7 +24,6 @@ import argparse
 import base64
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,26 +36,10 @@ from typing import Any
 
 import httpx
 
+from harness import free_port, wait_http
+
 SITE, KEY, WRITE_KEY = "bench-site", "bench-key", "wk_bench"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
 
 
 @contextmanager

@@ -26,17 +26,15 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+from harness import free_port, wait_http
 
 WRITE_KEY = "wk_bench"
 EVENTS_PER_BATCH = 100
@@ -115,12 +113,6 @@ def _ceiling_app() -> Any:
     return app
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     name: str
@@ -145,33 +137,20 @@ class Server:
             return int(conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], path: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early with {process.returncode}")
-        try:
-            httpx.get(url + path, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not start")
-
-
 def start_ceiling() -> Server:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, __file__, "--serve-ceiling", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    _wait_ready(url, process, "/")
+    wait_http(url + "/", process=process, any_answer=True)
     return Server("ceiling (bare ASGI)", url, process, None)
 
 
 def start_turnout(workdir: Path, sync: str) -> Server:
-    port = _free_port()
+    port = free_port()
     data = workdir / f"data-{sync}"
     config = workdir / f"turnout-{sync}.toml"
     config.write_text(
@@ -195,7 +174,7 @@ write_key = "{WRITE_KEY}"
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    _wait_ready(url, process, "/health")
+    wait_http(url + "/health", process=process)
     return Server(f'turnout sync="{sync}"', url, process, data / "log.db")
 
 

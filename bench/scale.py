@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import contextlib
 
-from delivery import KEY, SITE, WRITE_KEY, delivered_events, emulator, free_port, ingest, wait_http
+from delivery import KEY, SITE, WRITE_KEY, delivered_events, emulator, ingest
+from harness import free_port, wait_http
 
 NATS_URL = os.environ.get("TURNOUT_TEST_NATS_URL", "nats://127.0.0.1:4222")
 PG_URL = os.environ.get("TURNOUT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
