@@ -29,8 +29,13 @@ def test_forbidden_is_auth() -> None:
 
 
 def test_other_client_errors_are_permanent_with_the_response() -> None:
+    (result,) = classify(400, {}, b'{"meta":{"errors":["bad value"]}}', 1, batch=False)
+    assert result.status is Status.PERMANENT and "bad value" in result.reason
+
+
+def test_no_such_endpoint_pauses_the_connection_instead_of_dead_lettering() -> None:
     (result,) = classify(404, {}, b'{"meta":{"error":"not here"}}', 1, batch=False)
-    assert result.status is Status.PERMANENT and "not here" in result.reason
+    assert result.status is Status.AUTH and "track_url" in result.reason
 
 
 def test_request_timeout_408_is_retry() -> None:

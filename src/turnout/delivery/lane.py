@@ -431,10 +431,11 @@ class Lane:
         self._note(pending, Fate.RETRYING, f"attempt {pending.attempts}: {result.reason}", result)
 
     def _credentials_rejected(self, pending: Pending, result: SendResult) -> None:
-        """Stop burning retries: hold everything and probe now and then until they work."""
+        """The destination refuses the connection itself (credentials, region, address): stop
+        burning retries, hold everything, and probe now and then until it works again."""
         self.state = LaneState.CREDENTIALS_REJECTED
         self._probing = False
-        self.detail = f"credentials rejected: {result.reason}"
+        self.detail = result.reason  # e.g. "credentials rejected (401)"
         self._probe_at = time.monotonic() + self._probe_delay
         self._probe_delay = min(self._probe_delay * 2, CREDENTIALS_PROBE_MAX)
         self._barrier.retry_later(pending.person, 0)

@@ -44,6 +44,13 @@ def classify(
         # Wrong Site ID / API key, or a key without Track API access: nothing will pass until
         # someone fixes the credentials, so pause the connection and keep the backlog.
         return _same(Status.AUTH, f"credentials rejected ({status})", count, response)
+    if status in (404, 405):
+        # Every Track API endpoint Turnout uses exists for any identifier (deleting an unknown
+        # person or device is a 200), so "no such endpoint" means the connection points at the
+        # wrong place (a track_url with a path, a proxy): pause it and keep the backlog rather
+        # than dead-letter every message.
+        reason = f"Customer.io has no such endpoint ({status}): check the connection's track_url"
+        return _same(Status.AUTH, reason, count, response)
     if status == 429 or status == 408 or status >= 500:
         # 429: over the rate limit. 408: the server gave up waiting for us. 5xx: Customer.io (or
         # something in front of it) failed; all are transient, and Retry-After says when to return.
