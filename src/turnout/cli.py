@@ -97,11 +97,15 @@ def _tune_runtime() -> None:
     """Process-wide settings for a long-running server, applied once everything is loaded.
 
     `gc.freeze` moves the objects of startup (modules, configuration) out of the collector's way,
-    so collections scan only what requests create. A shorter switch interval lets the log's
+    so collections scan only what requests create; a higher first threshold makes collections
+    rarer (a batch of 100 calls allocates thousands of short-lived objects, and the default of
+    700 collected several times per request: measured, batch p99 at half load 17-21 ms -> 17-19
+    ms and 80-85k -> 84-90k events/s). A shorter switch interval lets the log's
     writer thread take the GIL promptly between the event loop's requests, which shortens
     group commits under load.
     """
     gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     sys.setswitchinterval(0.0005)
 
 
