@@ -2,8 +2,7 @@
 
 Mapping checks messages against these before anything is sent (so a message that can never be
 accepted is dead-lettered with the limit named instead of failing at Customer.io), and the request
-builder packs v2 batches within them. Sources are the sections of
-`shared/reference/customerio-api.md`.
+builder packs v2 batches within them. Each comes from Customer.io's published Track API limits.
 """
 
 from __future__ import annotations

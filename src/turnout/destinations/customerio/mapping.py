@@ -1,5 +1,5 @@
-"""Tracking calls to Customer.io operations: pure, no I/O (the decision is
-`shared/reference/customerio-mapping.md`; the user-facing table is docs/destinations/customerio.md).
+"""Tracking calls to Customer.io operations: pure, no I/O (the mapping, rule by rule, is
+documented for users in docs/destinations/customerio.md).
 
 `map_message` returns a `MapResult` with the operations to send, or why the message is filtered
 (a rule says skip it) or rejected (it can never be delivered: dead-lettered with the limit named),

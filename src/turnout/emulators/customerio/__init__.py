@@ -1,5 +1,5 @@
-"""A faithful emulator of Customer.io's Track API (v1 and v2), built from
-``shared/reference/customerio-api.md``.
+"""A faithful emulator of Customer.io's Track API (v1 and v2), built from Customer.io's published
+Track API reference, its client libraries and recorded exchanges.
 
 It is a real HTTP server: it authenticates and validates like Customer.io, answers with the same
 bytes, applies calls to a read model (people, activity, devices, objects, merges, suppressions)
