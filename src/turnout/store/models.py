@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -84,10 +84,3 @@ class Reject:
     message: str
     payload: str
     created_at: float
-
-
-@dataclass(slots=True)
-class Counters:
-    """Per-connection totals by fate (what the delivery overview and metrics show)."""
-
-    by_fate: dict[str, int] = field(default_factory=dict)

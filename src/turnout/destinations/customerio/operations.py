@@ -391,31 +391,3 @@ class DeleteRelationship(_ObjectOperation, frozen=True, kw_only=True):
     @property
     def keys(self) -> tuple[str, ...]:
         return (self._object_key, self.person.key)
-
-
-AnyOperation = (
-    IdentifyPerson
-    | PersonEvent
-    | AnonymousEvent
-    | AddDevice
-    | DeleteDevice
-    | DeletePerson
-    | SuppressPerson
-    | UnsuppressPerson
-    | MergePeople
-    | IdentifyObject
-    | DeleteObject
-    | DeleteRelationship
-)
-
-_encoder = msgspec.json.Encoder()
-_decoder: msgspec.json.Decoder[AnyOperation] = msgspec.json.Decoder(AnyOperation)
-
-
-def encode_operation(operation: Operation) -> bytes:
-    """Store form of an operation (tagged JSON), e.g. for dead letters."""
-    return _encoder.encode(operation)
-
-
-def decode_operation(payload: bytes) -> AnyOperation:
-    return _decoder.decode(payload)
