@@ -236,3 +236,20 @@ def test_unknown_route_and_method_answer_with_code_and_message() -> None:
         assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
         wrong = api.client.get("/v1/track")
         assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
+
+
+def test_a_malformed_batch_sent_at_is_refused_even_when_items_have_their_own() -> None:
+    with tracking() as api:
+        item = {"type": "track", "userId": "u", "event": "E", "sentAt": "2026-01-01T00:00:00Z"}
+        response = api.post("/batch", {"batch": [item], "sentAt": ""})
+        assert response.status_code == 400
+        assert response.json()["message"].startswith("sentAt:")
+        assert api.log.messages == []
+
+
+def test_a_timestamp_with_no_utc_form_is_a_400_not_a_server_error() -> None:
+    with tracking() as api:
+        body = {"anonymousId": "a", "event": "E", "timestamp": "0001-01-01T00:00:01+00:01"}
+        response = api.post("/track", body)
+        assert response.status_code == 400
+        assert "outside the years" in response.json()["message"]

@@ -161,6 +161,13 @@ class Ingestor:
             batch.context,
             batch.integrations,
         )
+        if batch.sent_at is not None:
+            # Checked even when every item carries its own: a malformed timestamp is refused
+            # wherever it stands, as one in an item is.
+            try:
+                facts.sent_moment(batch.sent_at)
+            except InvalidMessage as exc:
+                raise bad_request(exc.code, exc.message) from None
         batch_source = header_source or self._source(batch.write_key)
         calls: list[Incoming] = []
         problems: list[_Problem] = []

@@ -24,7 +24,14 @@ def parse(value: str, field: str) -> datetime:
         raise InvalidMessage(
             "invalid_timestamp", f"{field}: {value[:40]!r} is not an ISO-8601 timestamp"
         ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)  # stored in UTC; "0001-01-01T00:00+01:00" has no UTC form
+    except OverflowError:
+        raise InvalidMessage(
+            "invalid_timestamp", f"{field}: {value[:40]!r} is outside the years 1 to 9999 in UTC"
+        ) from None
 
 
 def iso(moment: datetime) -> str:
