@@ -7,6 +7,7 @@ invalid input refused with a 4xx.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TurnoutProcess]
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=int(os.environ.get("TURNOUT_FUZZ_EXAMPLES", "30")), deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_route_answers_as_described(case: schemathesis.Case, server: TurnoutProcess) -> None:
     case.call_and_validate(base_url=server.url, headers=basic(WRITE_KEY))

@@ -247,9 +247,13 @@ def test_a_malformed_batch_sent_at_is_refused_even_when_items_have_their_own() -
         assert api.log.messages == []
 
 
-def test_a_timestamp_with_no_utc_form_is_a_400_not_a_server_error() -> None:
+def test_a_valid_timestamp_with_no_utc_form_is_pinned_to_the_utc_edge() -> None:
     with tracking() as api:
-        body = {"anonymousId": "a", "event": "E", "timestamp": "0001-01-01T00:00:01+00:01"}
-        response = api.post("/track", body)
-        assert response.status_code == 400
-        assert "outside the years" in response.json()["message"]
+        early = {"anonymousId": "a", "event": "E", "timestamp": "0001-01-01T00:00:01+00:01"}
+        late = {"anonymousId": "a", "event": "E", "timestamp": "9999-12-31T23:59:59-00:01"}
+        sent = {"anonymousId": "a", "event": "E", "sentAt": "0001-01-01T00:00:00+00:01"}
+        for body in (early, late, sent):
+            assert api.post("/track", body).status_code == 200
+        stamps = [message.timestamp for message in api.log.messages]
+        assert stamps[0].startswith("0001-01-01T00:00:00")
+        assert stamps[1].startswith("9999-12-31T23:59:59")

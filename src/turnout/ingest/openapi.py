@@ -32,6 +32,20 @@ _COMMON: dict[str, Any] = {
     "context": {**_OBJECT, "description": "context.ip is filled from the request if absent"},
     "integrations": _OBJECT,
     "writeKey": {**_TEXT, "description": "instead of Basic auth"},
+    "type": {**_TEXT, "description": "on a single-call route the route decides it"},
+    "receivedAt": {**_TEXT, "description": "the server's: overwritten"},
+    "source": {**_TEXT, "description": "the server's: overwritten"},
+}
+# Fields that belong to one call type are still typed on every other: a `name` sent with a
+# group is decoded (and refused when it is not text) even though group ignores it.
+_ANY_CALL: dict[str, Any] = {
+    "event": _TEXT,
+    "name": _TEXT,
+    "category": _TEXT,
+    "groupId": _ID,
+    "previousId": _ID,
+    "traits": _OBJECT,
+    "properties": _OBJECT,
 }
 
 _REQUIRED = {
@@ -61,7 +75,7 @@ _SPECIFIC: dict[str, dict[str, Any]] = {
 def _call_schema(kind: str) -> dict[str, Any]:
     return {
         "type": "object",
-        "properties": {**_COMMON, **_SPECIFIC[kind]},
+        "properties": {**_COMMON, **_ANY_CALL, **_SPECIFIC[kind]},
         "required": _REQUIRED[kind],
         **_IDENTIFIED,
         "additionalProperties": True,

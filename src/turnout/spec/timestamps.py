@@ -14,6 +14,8 @@ import msgspec
 from turnout.spec.incoming import InvalidMessage
 
 _encode = msgspec.json.encode
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 def parse(value: str, field: str) -> datetime:
@@ -27,11 +29,11 @@ def parse(value: str, field: str) -> datetime:
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     try:
-        return parsed.astimezone(UTC)  # stored in UTC; "0001-01-01T00:00+01:00" has no UTC form
+        return parsed.astimezone(UTC)
     except OverflowError:
-        raise InvalidMessage(
-            "invalid_timestamp", f"{field}: {value[:40]!r} is outside the years 1 to 9999 in UTC"
-        ) from None
+        # Valid RFC 3339 with no UTC form ("0001-01-01T00:00+01:00" is in year 0): the OpenAPI
+        # description promises date-time is accepted, so it is pinned to the nearest UTC edge.
+        return _EARLIEST if parsed.year == 1 else _LATEST
 
 
 def iso(moment: datetime) -> str:
