@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -18,6 +19,13 @@ from turnout.emulators.customerio import (
     EmulatorConfig,
     run_emulator,
 )
+
+
+# CI replays the same generated inputs every run, so a red run is always the code's doing and
+# reproducible; elsewhere every run explores new inputs (raise TURNOUT_FUZZ_EXAMPLES to dig).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("TURNOUT_REQUIRE_SERVICES"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from support import WRITE_KEY, TurnoutProcess, basic, write_config
 from turnout.ingest.openapi import tracking_openapi
 
 # Invalid input must be refused with a 4xx; 413 (over a limit) is one of Turnout's refusals.
+EXAMPLES = int(os.environ.get("TURNOUT_FUZZ_EXAMPLES", "30"))
 REFUSALS = [400, 401, 404, 405, 413, 415]
 schema = schemathesis.openapi.from_dict(
     tracking_openapi(),
@@ -37,6 +38,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TurnoutProcess]
 
 
 @schema.parametrize()
-@settings(max_examples=int(os.environ.get("TURNOUT_FUZZ_EXAMPLES", "30")), deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_route_answers_as_described(case: schemathesis.Case, server: TurnoutProcess) -> None:
     case.call_and_validate(base_url=server.url, headers=basic(WRITE_KEY))
