@@ -20,7 +20,6 @@ from turnout.emulators.customerio import (
     run_emulator,
 )
 
-
 # CI replays the same generated inputs every run, so a red run is always the code's doing and
 # reproducible; elsewhere every run explores new inputs (raise TURNOUT_FUZZ_EXAMPLES to dig).
 settings.register_profile("ci", derandomize=True, print_blob=True)

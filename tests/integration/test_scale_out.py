@@ -214,10 +214,9 @@ def test_three_processes_survive_a_kill_9_and_a_join_without_loss_or_disorder(
 def test_rate_limit_holds_across_processes(cluster: Cluster, emulator: CustomerIOEmulator) -> None:
     """Two delivery processes together keep to the connection's limit of 10 requests/s.
 
-    Each process's gate admits its share per sliding second; the emulator sees those bursts
-    shifted by each request's own latency, so one second at the receiver may hold a little more
-    than the limit. What must hold is the sustained rate (two processes each at the full limit
-    would show 20/s), and no second beyond twice the limit.
+    Each process's gate admits its share (by the partitions it owns) and holds each place until
+    a second after the answer, so no second at the receiver holds more than the limit, however
+    the round trips vary; two processes each at the full limit would show 20.
     """
     # v1: one request per operation, so the limit is what paces them (not batching).
     one = cluster.process("one", "all", connection="rate_limit = 10", settings='api = "v1"')
@@ -245,5 +244,5 @@ def test_rate_limit_holds_across_processes(cluster: Cluster, emulator: CustomerI
         f" {len(times)} requests for {people} people, sent more than once: {again}"
     )
     assert sustained <= 10 * 1.05, f"sustained {sustained:.2f} requests/s over a limit of 10/s"
-    assert busiest <= 20, f"{busiest} requests in one second (limit 10/s)"
+    assert busiest <= 10, f"{busiest} requests in one second (limit 10/s)"
     assert two.process is not None and two.process.poll() is None

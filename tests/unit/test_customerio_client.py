@@ -3,8 +3,9 @@ the rate gate consulted before every request, one person's operations kept in or
 
 from __future__ import annotations
 
+import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -32,8 +33,10 @@ class RecordingGate:
         self.acquired = 0
         self.slowed: list[float | None] = []
 
-    async def acquire(self) -> None:
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
         self.acquired += 1
+        yield
 
     def slow_down(self, retry_after: float | None) -> None:
         self.slowed.append(retry_after)

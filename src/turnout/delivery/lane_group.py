@@ -38,9 +38,7 @@ class LaneGroup:
                 owned,
                 partitions,
             )
-        if self.gate.rate >= self.gate.limit or self.gate.rate > limit:
-            self.gate.rate = limit  # not slowed by a 429 (or slowed above the new limit)
-        self.gate.limit = limit  # the gate re-reads it for every request it lets through
+        self.gate.set_limit(limit)
 
     def status(self) -> LaneStatus:
         statuses = [lane.status() for lane in self.lanes.values()]

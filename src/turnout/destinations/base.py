@@ -8,6 +8,7 @@ The lane never looks inside an operation; it only batches them, sends them, and 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol
@@ -76,11 +77,12 @@ class DestinationClient(Protocol):
 class RequestGate(Protocol):
     """The connection's rate limit, owned by the delivery lane and shared by its client.
 
-    The client calls `acquire` before every HTTP request and `slow_down` when the destination
-    answers 429, so the limit holds across every request the connection makes.
+    The client makes every HTTP request inside `async with gate.slot():` and calls `slow_down`
+    when the destination answers 429, so the limit holds across every request the connection
+    makes. The slot lasts until the answer: the gate counts a request until it has arrived.
     """
 
-    async def acquire(self) -> None: ...
+    def slot(self) -> AbstractAsyncContextManager[None]: ...
 
     def slow_down(self, retry_after: float | None) -> None: ...
 

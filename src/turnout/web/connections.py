@@ -8,7 +8,9 @@ keeps the stored value, so nobody has to re-type a key to change something else.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -75,8 +77,9 @@ def keep_stored_secrets(
 class _NoGate:
     """A credentials check sends one request; it needs no rate limit."""
 
-    async def acquire(self) -> None:
-        return None
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        yield
 
     def slow_down(self, retry_after: float | None) -> None:
         return None

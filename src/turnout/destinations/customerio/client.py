@@ -104,10 +104,12 @@ class CustomerIOClient:
     async def _exchange(self, request: HttpRequest) -> list[SendResult]:
         """One HTTP exchange, classified per operation. A batch that Customer.io refuses as a
         whole (400/413) is split in halves and re-sent, so one bad item cannot sink the rest."""
-        await self.gate.acquire()
         count = len(request.operations)
         try:
-            response = await self._http.request(request.method, request.path, content=request.body)
+            async with self.gate.slot():
+                response = await self._http.request(
+                    request.method, request.path, content=request.body
+                )
         except httpx.TimeoutException:
             reason = f"no answer within {self.settings.request_timeout:g}s; will retry"
             return self._attach(request, [SendResult(Status.RETRY, reason)] * count)
@@ -136,9 +138,9 @@ class CustomerIOClient:
 
     async def check(self) -> CheckResult:
         """Do the credentials work, and is the region right? (`GET /api/v1/accounts/region`)."""
-        await self.gate.acquire()
         try:
-            response = await self._http.get("/api/v1/accounts/region")
+            async with self.gate.slot():
+                response = await self._http.get("/api/v1/accounts/region")
         except httpx.HTTPError as exc:
             return CheckResult(False, f"could not reach {self.settings.base_url}: {exc}")
         status = response.status_code
