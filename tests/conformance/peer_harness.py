@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
+from turnout.delivery.gate import Unlimited
 from turnout.destinations.customerio.client import CustomerIOClient
 from turnout.destinations.customerio.mapping import map_message
 from turnout.destinations.customerio.settings import CustomerIOSettings, parse_settings
@@ -90,16 +91,6 @@ def inputs_of(case: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # -- Turnout's side ---------------------------------------------------------------------------
-
-
-class OpenGate:
-    """A `RequestGate` that never waits (the emulator has no rate limit here)."""
-
-    async def acquire(self) -> None:
-        return None
-
-    def slow_down(self, retry_after: float | None) -> None:
-        return None
 
 
 def turnout_settings(
@@ -196,7 +187,7 @@ _SSL = ssl.create_default_context()
 
 async def _send(settings: CustomerIOSettings, operations: list[Any]) -> list[Any]:
     transport = httpx.AsyncHTTPTransport(verify=_SSL)
-    client = CustomerIOClient(settings, OpenGate(), transport=transport)
+    client = CustomerIOClient(settings, Unlimited(), transport=transport)
     try:
         return await client.send(operations)
     finally:

@@ -110,3 +110,14 @@ class RateGate:
         if elapsed >= 1.0:
             self.rate = min(self.limit, self.rate * RECOVERY_PER_SECOND ** int(elapsed))
             self._last_recovery = now
+
+
+class Unlimited:
+    """A gate that never waits: a one-off request (a credentials check) needs no rate limit."""
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        yield
+
+    def slow_down(self, retry_after: float | None) -> None:
+        return None

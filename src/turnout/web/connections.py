@@ -8,13 +8,12 @@ keeps the stored value, so nobody has to re-type a key to change something else.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from turnout.delivery.gate import Unlimited
 from turnout.delivery.manager import SettingsError, parse_settings
 from turnout.destinations import registry
 from turnout.destinations.base import CheckResult, Destination
@@ -72,17 +71,6 @@ def keep_stored_secrets(
         if old and (value in (None, "") or value == mask(str(old))):
             merged[key] = old
     return merged
-
-
-class _NoGate:
-    """A credentials check sends one request; it needs no rate limit."""
-
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        yield
-
-    def slow_down(self, retry_after: float | None) -> None:
-        return None
 
 
 class Connections:
@@ -247,7 +235,7 @@ class Connections:
         parsed = self.validate(found, settings)
         if hasattr(parsed, "request_timeout"):
             parsed.request_timeout = min(parsed.request_timeout, CHECK_TIMEOUT)
-        client = found.client(parsed, _NoGate())
+        client = found.client(parsed, Unlimited())
         try:
             return await client.check()
         finally:
