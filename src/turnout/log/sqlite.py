@@ -1,9 +1,14 @@
 """The embedded event log: one SQLite file in WAL mode, written by a single group-commit thread.
 
 Why one writer thread: SQLite allows one writer at a time, and a commit costs a disk sync. The
-writer gathers every append waiting at that moment (and those arriving within `linger` seconds)
-into one transaction, so a hundred concurrent requests cost one sync, not a hundred. Each request
-is answered only after the transaction holding its messages has committed.
+writer gathers every append waiting at that moment into one transaction, so a hundred concurrent
+requests cost one sync, not a hundred. Each request is answered only after the transaction
+holding its messages has committed.
+
+No timed wait (`linger`, default 0) for more appends before committing: while one group commits,
+the next forms in the queue by itself, so groups grow with the load. A 2 ms wait added 2 ms to
+every request and, with an SDK's 32 connections each waiting for its answer, capped single-event
+requests at 8,400/s; without it they reached 17,400/s with a lower p99.
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ class SQLiteLog:
         path: Path,
         *,
         synchronous: str = "FULL",
-        linger: float = 0.002,
+        linger: float = 0.0,
         max_entries: int = 50_000_000,
         min_free_bytes: int = 256 * 1024 * 1024,
     ) -> None:
