@@ -9,6 +9,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet -e '.[dev]'
+# Customer.io's Data Pipelines SDK replaces the `customerio` Track client's package of the same
+# name, so it lives apart and its test runs it in a process of its own.
+if [ ! -d tests/compat/python-cdp/packages/customerio/analytics ]; then
+  .venv/bin/pip install --quiet --target tests/compat/python-cdp/packages 'customerio-cdp-analytics==1.1.0'
+fi
 if [ -f tests/compat/node/package.json ] && command -v npm >/dev/null 2>&1; then
   (cd tests/compat/node && npm install --silent --no-audit --no-fund)
 fi

@@ -1,7 +1,8 @@
 """The real Node.js tracking SDKs, pointed at Turnout by their host setting alone.
 
-@segment/analytics-node (JSON batches) and @rudderstack/rudder-sdk-node (gzip by default) each
-send one person's identify, page, track, screen and group; the test checks Customer.io's state.
+@segment/analytics-node (JSON batches), @rudderstack/rudder-sdk-node (gzip by default) and
+Customer.io's own @customerio/cdp-analytics-node each send one person's identify, page, track,
+screen and group; the test checks Customer.io's state.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ def run_node(directory: Path, script: str, url: str, user: str) -> None:
 
 @pytest.mark.parametrize(
     ("script", "user"),
-    [("send-analytics-node.js", "segment-node"), ("send-rudder-node.js", "rudder-node")],
+    [
+        ("send-analytics-node.js", "segment-node"),
+        ("send-rudder-node.js", "rudder-node"),
+        ("send-cdp-node.js", "customerio-node"),
+    ],
 )
 def test_node_sdk_calls_reach_customerio(
     node_sdks: Path,

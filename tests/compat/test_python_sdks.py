@@ -1,12 +1,17 @@
 """The real Python tracking SDKs, pointed at Turnout by their host setting alone.
 
 Each sends identify, track, page, screen and group through its own batching consumer (segment's
-plainly and gzipped, rudder's gzipped by default); the test checks what reaches Customer.io.
+plainly and gzipped, rudder's gzipped by default, and Customer.io's own Data Pipelines SDK);
+the test checks what reaches Customer.io.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +20,7 @@ from support import WRITE_KEY, TurnoutProcess, wait_until
 from turnout.emulators.customerio import CustomerIOEmulator
 
 pytestmark = pytest.mark.compat
+CDP_DIR = Path(__file__).parent / "python-cdp"
 
 
 def segment_client(url: str, gzip: bool) -> Any:
@@ -87,6 +93,25 @@ def test_rudder_sdk_python_gzip_by_default(
     send_everything(client, "rudder-py", rudder=True)
     assert client.errors == []
     check_person(emulator, "rudder-py")
+
+
+def test_customerio_cdp_analytics_python(
+    turnout: TurnoutProcess, emulator: CustomerIOEmulator
+) -> None:
+    """Customer.io's own SDK (a fork of segment's, `host` replacing cdp.customer.io), in a
+    process of its own: it cannot share an environment with the `customerio` Track client."""
+    packages = CDP_DIR / "packages"
+    if not (packages / "customerio" / "analytics").is_dir():
+        pytest.fail(f"customerio-cdp-analytics is not installed in {packages}: run scripts/test.sh")
+    done = subprocess.run(
+        [sys.executable, str(CDP_DIR / "send_cdp.py"), turnout.url, WRITE_KEY, "cio-py"],
+        env={**os.environ, "PYTHONPATH": str(packages)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    check_person(emulator, "cio-py")
 
 
 def test_a_partly_invalid_batch_is_not_resent_by_rudder_sdk_python(
