@@ -87,6 +87,14 @@ class Ingestor:
         self._record_rejects = record_rejects
         self._tap = tap
         self.limits = limits
+        self._accepted_by_source: dict[str, Any] = {}
+
+    def _accepted(self, source: str) -> Any:
+        """The source's counter, looked up once: `labels()` costs a lock and 1.5 us a call."""
+        child = self._accepted_by_source.get(source)
+        if child is None:
+            child = self._accepted_by_source[source] = metrics.INGEST_ACCEPTED.labels(source)
+        return child
 
     def _source(self, key: str | None) -> Source | None:
         return self._sources().get(key) if key else None
@@ -223,10 +231,10 @@ class Ingestor:
             raise overloaded(str(exc)) from None
         source = calls[0].source or ""
         if all(c.source == source for c in calls):
-            metrics.INGEST_ACCEPTED.labels(source).inc(len(calls))
+            self._accepted(source).inc(len(calls))
         else:
             for c in calls:
-                metrics.INGEST_ACCEPTED.labels(c.source or "").inc()
+                self._accepted(c.source or "").inc()
         if self._tap.listening:
             for entry in entries:
                 self._tap.publish(
