@@ -177,12 +177,12 @@ def latency(count: int, rate: float) -> None:
         records = httpx.get(emu + f"/_emulator/requests?limit={count + 100}", timeout=30).json()
         arrivals: dict[int, float] = {}
         for record in records["requests"]:
-            body = record.get("body")
-            items = body.get("batch", [body]) if isinstance(body, dict) else []
+            received = record.get("body")
+            items = received.get("batch", [received]) if isinstance(received, dict) else []
             for item in items:
-                n = (item.get("attributes") or item.get("data") or {}).get("n")
-                if isinstance(n, int) and n in sent and n not in arrivals:
-                    arrivals[n] = record["received_at"]
+                number = (item.get("attributes") or item.get("data") or {}).get("n")
+                if isinstance(number, int) and number in sent and number not in arrivals:
+                    arrivals[number] = record["received_at"]
         delays = sorted((arrivals[n] - sent[n]) * 1000 for n in arrivals)
         p50 = statistics.median(delays)
         p99 = delays[int(len(delays) * 0.99) - 1]

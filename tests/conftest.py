@@ -13,7 +13,7 @@ from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support import API_KEY, SITE_ID, TurnoutProcess, write_config
+from support import API_KEY, SITE_ID, TurnoutProcess, started_url, write_config
 from turnout.emulators.customerio import (
     CustomerIOEmulator,
     EmulatorConfig,
@@ -35,7 +35,7 @@ def emulator() -> Iterator[CustomerIOEmulator]:
 
 @pytest.fixture
 def turnout(tmp_path: Path, emulator: CustomerIOEmulator) -> Iterator[TurnoutProcess]:
-    with TurnoutProcess(write_config(tmp_path, emulator.url)) as process:
+    with TurnoutProcess(write_config(tmp_path, started_url(emulator))) as process:
         yield process
 
 

@@ -11,9 +11,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from turnout.emulators.customerio import CustomerIOEmulator
 
 SITE_ID = "site-123"
 API_KEY = "key-456"
@@ -28,6 +31,12 @@ def free_port() -> int:
 
 def basic(write_key: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()}
+
+
+def started_url(emulator: CustomerIOEmulator) -> str:
+    """A running emulator's base URL (`url` is None only until the emulator is started)."""
+    assert emulator.url is not None, "the emulator is not running"
+    return emulator.url
 
 
 def write_config(

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import httpx
 
-from support import API_KEY, SITE_ID, WRITE_KEY, TurnoutProcess, basic, wait_until, write_config
+from support import (
+    API_KEY,
+    SITE_ID,
+    WRITE_KEY,
+    TurnoutProcess,
+    basic,
+    started_url,
+    wait_until,
+    write_config,
+)
 from turnout.emulators.customerio import CustomerIOEmulator, EmulatorConfig, run_emulator
 
 
@@ -44,11 +53,12 @@ def test_one_person_order_survives_retries_while_others_flow(
     for start in range(0, 100, 20):
         assert turnout.post("/v1/batch", {"batch": batch[start : start + 20]}).status_code == 200
     for person in (f"p{k}" for k in range(5)):
-        names = wait_until(
-            lambda p=person: len(_events(emulator, p)) == 20 and _events(emulator, p),
-            timeout=60,
-            what=f"twenty events of {person}",
-        )
+
+        def twenty_events(p: str = person) -> list[str] | None:
+            events = _events(emulator, p)
+            return events if len(events) == 20 else None
+
+        names = wait_until(twenty_events, timeout=60, what=f"twenty events of {person}")
         numbers = [int(n.split()[1]) for n in names]
         assert numbers == sorted(numbers), f"{person} out of order: {numbers}"
     emulator.faults.clear()
@@ -62,7 +72,7 @@ def test_a_failing_connection_does_not_slow_another(tmp_path: Path) -> None:
         broken.faults.fail_for(3600, status=503)
         config = write_config(
             tmp_path,
-            healthy.url,
+            started_url(healthy),
             extra=f"""
 [[connections]]
 name = "broken"
@@ -89,7 +99,7 @@ track_url = "{broken.url}"
 def test_kill_during_load_loses_nothing_and_duplicates_nothing(
     tmp_path: Path, emulator: CustomerIOEmulator
 ) -> None:
-    config = write_config(tmp_path, emulator.url)
+    config = write_config(tmp_path, started_url(emulator))
     acknowledged: list[tuple[str, int]] = []
     turnout = TurnoutProcess(config).start()
     stop = threading.Event()
@@ -120,11 +130,11 @@ def test_kill_during_load_loses_nothing_and_duplicates_nothing(
     with TurnoutProcess(config):
         expected = Counter(person for person, _ in acknowledged)
         for person, count in expected.items():
-            wait_until(
-                lambda p=person, c=count: len(_events(emulator, p)) >= c,
-                timeout=60,
-                what=f"{count} events of {person}",
-            )
+
+            def caught_up(p: str = person, c: int = count) -> bool:
+                return len(_events(emulator, p)) >= c
+
+            wait_until(caught_up, timeout=60, what=f"{count} events of {person}")
         for person in expected:
             names = _events(emulator, person)
             numbers = [int(n.split()[1]) for n in names]
@@ -195,7 +205,11 @@ def test_permanent_failures_are_dead_lettered_then_replayed(
     assert replay.returncode == 0, replay.stderr
     assert "replaying 3 dead letter(s)" in replay.stdout
     for i in range(3):
-        wait_until(lambda k=i: _events(emulator, f"d{k}") == ["doomed"], what="replayed letters")
+
+        def redelivered(k: int = i) -> bool:
+            return _events(emulator, f"d{k}") == ["doomed"]
+
+        wait_until(redelivered, what="replayed letters")
     wait_until(
         lambda: turnout.api("GET", "/dead-letters?connection=cio").json() == [],
         what="the replayed letters to leave the list",
@@ -207,7 +221,7 @@ def test_permanent_failures_are_dead_lettered_then_replayed(
 def test_a_message_retried_past_the_retry_window_is_dead_lettered(
     tmp_path: Path, emulator: CustomerIOEmulator
 ) -> None:
-    config = write_config(tmp_path, emulator.url, extra="retry_window_hours = 0.0005")
+    config = write_config(tmp_path, started_url(emulator), extra="retry_window_hours = 0.0005")
     emulator.faults.fail_for(3600, status=503)
     with TurnoutProcess(config) as turnout:
         turnout.post("/v1/track", {"userId": "w1", "event": "never"})
@@ -238,7 +252,7 @@ def test_full_disk_makes_ingest_answer_503_not_lose_data(
     tmp_path: Path, emulator: CustomerIOEmulator
 ) -> None:
     # A free-space floor larger than any disk: the log must refuse, loudly, with Retry-After.
-    config = write_config(tmp_path, emulator.url)
+    config = write_config(tmp_path, started_url(emulator))
     config.write_text(config.read_text().replace('sync = "normal"', 'min_free_mb = 1000000000'))
     with TurnoutProcess(config) as turnout:
         response = turnout.post("/v1/track", {"userId": "f1", "event": "refused"})
@@ -276,7 +290,9 @@ def test_a_person_with_a_long_queue_neither_stalls_the_lane_nor_loses_order(
     tmp_path: Path, emulator: CustomerIOEmulator
 ) -> None:
     # Tiny windows: the hot person's backlog must spill to the log and be read back in order.
-    config = write_config(tmp_path, emulator.url, extra="window = 40\nper_person_window = 4")
+    config = write_config(
+        tmp_path, started_url(emulator), extra="window = 40\nper_person_window = 4"
+    )
     with TurnoutProcess(config) as turnout:
         emulator.faults.fail_fraction(0.2, status=503)
         hot = [{"type": "track", "userId": "hot", "event": f"h {i}"} for i in range(60)]

@@ -9,6 +9,7 @@ import httpx
 import msgspec
 import pytest
 
+from support import started_url
 from turnout.emulators.customerio import CustomerIOEmulator, EmulatorConfig, run_emulator
 
 SITE, KEY = "S", "K"
@@ -31,7 +32,7 @@ def emu(server: CustomerIOEmulator) -> Iterator[CustomerIOEmulator]:
 
 @pytest.fixture
 def client(emu: CustomerIOEmulator) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=emu.url, auth=(SITE, KEY), timeout=5) as c:
+    with httpx.Client(base_url=started_url(emu), auth=(SITE, KEY), timeout=5) as c:
         yield c
 
 

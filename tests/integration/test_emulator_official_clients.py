@@ -13,9 +13,11 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from support import started_url
 from turnout.emulators.customerio import CustomerIOEmulator, EmulatorConfig, run_emulator
 
 customerio = pytest.importorskip("customerio")
@@ -49,16 +51,16 @@ def emu(tls: tuple[str, str, str]) -> Iterator[CustomerIOEmulator]:
         yield emulator
 
 
-def _trust(client: object, ca_file: str) -> None:
+def _trust(client: Any, ca_file: str) -> None:
     """Trust the throwaway CA. requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a
     session's ``verify``, so the environment is ignored for this session (no proxies either)."""
-    session = client.http  # type: ignore[attr-defined]
+    session = client.http
     session.trust_env = False
     session.verify = ca_file
 
 
 @pytest.fixture
-def cio(emu: CustomerIOEmulator, tls: tuple[str, str, str]) -> Iterator[object]:
+def cio(emu: CustomerIOEmulator, tls: tuple[str, str, str]) -> Iterator[Any]:
     emu.reset()
     client = customerio.CustomerIO(site_id=SITE, api_key=KEY, host="127.0.0.1", port=emu.port)
     _trust(client, tls[0])
@@ -66,33 +68,33 @@ def cio(emu: CustomerIOEmulator, tls: tuple[str, str, str]) -> Iterator[object]:
     client.close()
 
 
-def test_python_client_full_surface(cio: object, emu: CustomerIOEmulator) -> None:
+def test_python_client_full_surface(cio: Any, emu: CustomerIOEmulator) -> None:
     c = cio  # the client is untyped; keep calls readable
-    c.identify(id="user/1", email="User1@Example.com", plan="pro", created_at=1700000000)  # type: ignore[attr-defined]
+    c.identify(id="user/1", email="User1@Example.com", plan="pro", created_at=1700000000)
     c.track(
         customer_id="user/1",
         name="purchase",
         data={"price": 9.5},
-        id=ULID,  # type: ignore[attr-defined]
+        id=ULID,
         timestamp=1700000100,
     )
-    c.track(customer_id="user/1", name="purchase", data={"price": 9.5}, id=ULID)  # type: ignore[attr-defined]
-    c.pageview("user/1", "https://example.com/pricing", referrer="google")  # type: ignore[attr-defined]
-    c.backfill("user/1", "signed_up", 1600000000, source="import")  # type: ignore[attr-defined]
-    c.track_anonymous("anon-9", "viewed", {"page": "/"})  # type: ignore[attr-defined]
-    c.identify(id="user/1", anonymous_id="anon-9")  # type: ignore[attr-defined]
-    c.add_device("user/1", "device-token", "ios", app_version="1.2")  # type: ignore[attr-defined]
-    c.add_device("user/1", "other-token", "android")  # type: ignore[attr-defined]
-    c.delete_device("user/1", "other-token")  # type: ignore[attr-defined]
-    c.identify(id="second", city="Oslo")  # type: ignore[attr-defined]
-    c.merge_customers("email", "user1@example.com", "id", "second")  # type: ignore[attr-defined]
-    c.identify(id="spam")  # type: ignore[attr-defined]
-    c.suppress("spam")  # type: ignore[attr-defined]
-    c.unsuppress("spam")  # type: ignore[attr-defined]
-    c.identify(id="temp")  # type: ignore[attr-defined]
-    c.delete("temp")  # type: ignore[attr-defined]
+    c.track(customer_id="user/1", name="purchase", data={"price": 9.5}, id=ULID)
+    c.pageview("user/1", "https://example.com/pricing", referrer="google")
+    c.backfill("user/1", "signed_up", 1600000000, source="import")
+    c.track_anonymous("anon-9", "viewed", {"page": "/"})
+    c.identify(id="user/1", anonymous_id="anon-9")
+    c.add_device("user/1", "device-token", "ios", app_version="1.2")
+    c.add_device("user/1", "other-token", "android")
+    c.delete_device("user/1", "other-token")
+    c.identify(id="second", city="Oslo")
+    c.merge_customers("email", "user1@example.com", "id", "second")
+    c.identify(id="spam")
+    c.suppress("spam")
+    c.unsuppress("spam")
+    c.identify(id="temp")
+    c.delete("temp")
     c.batch(
-        [  # type: ignore[attr-defined]
+        [
             {
                 "type": "person",
                 "identifiers": {"id": "batch-1"},
@@ -125,24 +127,24 @@ def test_python_client_full_surface(cio: object, emu: CustomerIOEmulator) -> Non
     assert "/api/v1/customers/user%2F1" in {r.path for r in emu.requests}
 
 
-def test_python_client_retries_5xx_and_reports_4xx(cio: object, emu: CustomerIOEmulator) -> None:
+def test_python_client_retries_5xx_and_reports_4xx(cio: Any, emu: CustomerIOEmulator) -> None:
     emu.faults.fail_next(2, status=503)
-    cio.identify(id="u1")  # type: ignore[attr-defined]
+    cio.identify(id="u1")
     assert emu.state.person("u1") is not None
     assert [r.status for r in emu.requests] == [503, 503, 200]
     with pytest.raises(customerio.CustomerIOException, match="event name cannot be longer"):
-        cio.track(customer_id="u1", name="x" * 101)  # type: ignore[attr-defined]
+        cio.track(customer_id="u1", name="x" * 101)
     # Not in the client's status_forcelist, but urllib3 retries 429 (and 503) that carry
     # Retry-After, after waiting for it; without the header a 429 is final.
     emu.requests.clear()
     emu.faults.throttle_next(1, retry_after=1)
-    cio.identify(id="u2")  # type: ignore[attr-defined]
+    cio.identify(id="u2")
     assert [r.status for r in emu.requests] == [429, 200]
     emu.faults.fail_next(1, status=429)
     with pytest.raises(customerio.CustomerIOException, match="429"):
-        cio.identify(id="u2")  # type: ignore[attr-defined]
+        cio.identify(id="u2")
     bad = customerio.CustomerIO(site_id=SITE, api_key="wrong", host="127.0.0.1", port=emu.port)
-    _trust(bad, cio.http.verify)  # type: ignore[attr-defined]
+    _trust(bad, cio.http.verify)
     with pytest.raises(customerio.CustomerIOException, match="Unauthorized request"):
         bad.identify(id="u3")
 
@@ -207,7 +209,7 @@ def test_node_client_full_surface(tmp_path: Path) -> None:
         script_path = tmp_path / "drive.cjs"
         script_path.write_text(body)
         result = subprocess.run(
-            ["node", str(script_path), emu.url],
+            ["node", str(script_path), started_url(emu)],
             cwd=NODE_DIR,
             capture_output=True,
             text=True,

@@ -11,6 +11,7 @@ import httpx
 import msgspec
 import pytest
 
+from support import started_url
 from turnout.emulators.customerio import CustomerIOEmulator, EmulatorConfig, run_emulator
 
 SITE, KEY = (
@@ -38,7 +39,7 @@ def emu(server: CustomerIOEmulator) -> Iterator[CustomerIOEmulator]:
 
 @pytest.fixture
 def client(emu: CustomerIOEmulator) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=emu.url, auth=(SITE, KEY)) as c:
+    with httpx.Client(base_url=started_url(emu), auth=(SITE, KEY)) as c:
         yield c
 
 

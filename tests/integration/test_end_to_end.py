@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support import TurnoutProcess, wait_until, write_config
-from turnout.emulators.customerio import CustomerIOEmulator
+from support import TurnoutProcess, started_url, wait_until, write_config
+from turnout.emulators.customerio import CustomerIOEmulator, Person
 
 
 def test_identify_page_track_reach_customerio_as_person_and_activity(
@@ -52,10 +52,12 @@ def test_batch_is_delivered_in_order_per_person(
     batch = [{"type": "track", "userId": f"u-{i % 3}", "event": f"step {i}"} for i in range(30)]
     assert turnout.post("/v1/batch", {"batch": batch}).status_code == 200
     for person_id in ("u-0", "u-1", "u-2"):
-        person = wait_until(
-            lambda pid=person_id: (p := emulator.state.person(pid)) and len(p.activity) == 10 and p,
-            what=f"ten events of {person_id}",
-        )
+
+        def ten_events(pid: str = person_id) -> Person | None:
+            found = emulator.state.person(pid)
+            return found if found and len(found.activity) == 10 else None
+
+        person = wait_until(ten_events, what=f"ten events of {person_id}")
         numbers = [int(a.name.split()[1]) for a in person.activity]
         assert numbers == sorted(numbers)
 
@@ -63,7 +65,7 @@ def test_batch_is_delivered_in_order_per_person(
 def test_messages_acknowledged_before_a_restart_are_delivered_once_after_it(
     tmp_path: Path, emulator: CustomerIOEmulator
 ) -> None:
-    config = write_config(tmp_path, emulator.url)
+    config = write_config(tmp_path, started_url(emulator))
     process = TurnoutProcess(config).start()
     try:
         for i in range(20):

@@ -24,7 +24,7 @@ from cryptography.fernet import Fernet
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from services import require_nats, require_postgres, unique
-from support import TurnoutProcess, wait_until, write_config
+from support import TurnoutProcess, started_url, wait_until, write_config
 from turnout.emulators.customerio import CustomerIOEmulator
 
 pytestmark = pytest.mark.services
@@ -55,7 +55,7 @@ class Cluster:
         directory = self.tmp_path / name
         directory.mkdir()
         config = write_config(
-            directory, self.emulator.url, connection=connection, settings=settings
+            directory, started_url(self.emulator), connection=connection, settings=settings
         )
         env = {
             "TURNOUT_ROLE": role,

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from support import WRITE_KEY, TurnoutProcess, basic, wait_until, write_config
+from support import WRITE_KEY, TurnoutProcess, basic, started_url, wait_until, write_config
 from turnout.emulators.customerio import CustomerIOEmulator
 
 AUTH = basic(WRITE_KEY)
@@ -198,7 +198,7 @@ def test_good_messages_in_a_batch_full_of_bad_ones_are_delivered_and_rejects_rec
 def test_a_full_log_sheds_load_with_503_and_retry_after_never_a_silent_drop(
     tmp_path: Path, emulator: CustomerIOEmulator
 ) -> None:
-    config = write_config(tmp_path, emulator.url)
+    config = write_config(tmp_path, started_url(emulator))
     with TurnoutProcess(config, env={"TURNOUT_LOG_MAX_BACKLOG": "3"}) as process:
         answers = [process.post("/v1/track", {"userId": "u", "event": f"e{i}"}) for i in range(6)]
         statuses = [a.status_code for a in answers]

@@ -421,7 +421,9 @@ def test_device_created_or_updated_adds_device_only() -> None:
         "last_used": TS_SECONDS,
         "attributes": {"device_os": "17.1", "device_model": "iPhone15,2"},
     }
-    assert op.v1_request().body["device"]["id"] == "tok-1"
+    v1_body = op.v1_request().body
+    assert v1_body is not None
+    assert v1_body["device"]["id"] == "tok-1"
 
 
 @pytest.mark.parametrize("event", ["Application Installed", "Application Opened"])

@@ -42,6 +42,7 @@ def test_v2_packs_operations_into_one_batch_request() -> None:
         "/api/v2/batch",
         [0, 1, 2, 3, 4],
     )
+    assert request.body is not None
     body = msgspec.json.decode(request.body)
     assert body == {"batch": [op.v2_item() for op in ops]}
 
@@ -117,4 +118,5 @@ def test_v1_sends_objects_to_v2_entity() -> None:
     group = IdentifyObject(object_type_id="1", object_id="acme", attributes={})
     (request,) = build_requests([group], "v1", 100)
     assert (request.kind, request.path) == ("v2_entity", "/api/v2/entity")
+    assert request.body is not None
     assert msgspec.json.decode(request.body) == group.v2_item()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 import pytest
 
@@ -50,7 +51,9 @@ def test_ulid_shape() -> None:
 
 @pytest.mark.parametrize("encode", [base64.b64encode, base64.urlsafe_b64encode])
 @pytest.mark.parametrize("strip_padding", [False, True])
-def test_basic_auth_accepts_both_alphabets_with_or_without_padding(encode, strip_padding) -> None:
+def test_basic_auth_accepts_both_alphabets_with_or_without_padding(
+    encode: Callable[[bytes], bytes], strip_padding: bool
+) -> None:
     # Chosen so the standard and URL-safe encodings differ (contain + / or - _).
     site, key = "s>?~", "k~~?>"
     token = encode(f"{site}:{key}".encode()).decode()

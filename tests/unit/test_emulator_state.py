@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 
 from turnout.emulators.customerio import CustomerIOEmulator, EmulatorConfig, Ident
@@ -49,8 +51,8 @@ def test_unknown_cio_id_is_dropped(emu: CustomerIOEmulator) -> None:
 
 
 @pytest.mark.parametrize("mode", ["create", "drop"])
-def test_event_for_unknown_person_follows_config(mode: str) -> None:
-    emu = CustomerIOEmulator(EmulatorConfig(unknown_person_events=mode))  # type: ignore[arg-type]
+def test_event_for_unknown_person_follows_config(mode: Literal["create", "drop"]) -> None:
+    emu = CustomerIOEmulator(EmulatorConfig(unknown_person_events=mode))
     emu.apply(ops.Track(type="event", name="x", data={}, who=ID))
     assert (emu.state.person("u1") is not None) == (mode == "create")
 
@@ -99,8 +101,9 @@ def test_suppress_deletes_and_blocks_every_identifier_until_unsuppressed(
 
 
 def test_subscription_preferences_dot_notation(emu: CustomerIOEmulator) -> None:
-    emu.apply(identify(**{"cio_subscription_preferences.topics.topic_1": True}))
-    emu.apply(identify(**{"cio_subscription_preferences.topics.topic_2": False}))
+    topics = "cio_subscription_preferences.topics"
+    emu.apply(ops.Identify(who=ID, attributes={f"{topics}.topic_1": True}))
+    emu.apply(ops.Identify(who=ID, attributes={f"{topics}.topic_2": False}))
     person = emu.state.person("u1")
     assert person is not None
     assert person.attributes["cio_subscription_preferences"] == {

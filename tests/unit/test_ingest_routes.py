@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from typing import Any
 
 import pytest
 from ingest_harness import OTHER_KEY, WRITE_KEY, basic, tracking
@@ -18,7 +19,7 @@ SHORT_FORMS = {
     "g": "group",
     "a": "alias",
 }
-MINIMAL = {
+MINIMAL: dict[str, dict[str, Any]] = {
     "identify": {"userId": "u-1", "traits": {"email": "a@example.com"}},
     "track": {"userId": "u-1", "event": "Signed Up"},
     "page": {"anonymousId": "anon-1", "name": "Home"},

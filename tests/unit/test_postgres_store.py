@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -105,7 +106,7 @@ async def test_records_fates_offsets_and_counts(store: StateStore) -> None:
 
 async def test_dead_letters_replay_rejects_and_trim(store: StateStore) -> None:
     letter = DeadLetter(0, "cio", 7, "m7", "p", "bad email", "req", "resp", b"{}", time.time())
-    await store.add_dead_letters([letter, DeadLetter(**{**_fields(letter), "message_id": "m8"})])
+    await store.add_dead_letters([letter, dataclasses.replace(letter, message_id="m8")])
     letters = await store.dead_letters("cio", reason="email")
     assert [d.message_id for d in letters] == ["m7", "m8"]
     assert letters[0].payload == b"{}"
@@ -121,7 +122,3 @@ async def test_dead_letters_replay_rejects_and_trim(store: StateStore) -> None:
     assert await store.trace("m1") == [] and await store.rejects() == []
     await store.forget_connection("cio")
     assert await store.dead_letters("cio", include_replayed=True) == []
-
-
-def _fields(letter: DeadLetter) -> dict[str, object]:
-    return {name: getattr(letter, name) for name in letter.__slots__}  # type: ignore[attr-defined]

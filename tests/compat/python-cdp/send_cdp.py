@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from customerio.analytics import Client  # type: ignore[import-not-found]
+from customerio.analytics import Client
 
 
 def main() -> None:
