@@ -94,10 +94,12 @@ class TrackAPI:
             return
 
         reply, operations = self._handle(route, segments, record.headers, parsed, body)
+        if operations:
+            # Applied before answering: a client that reads the state after its 200 must see its
+            # call (with `processing_delay`, it is scheduled, as Customer.io processes later).
+            emu.submit(operations, now)
         await _send(send, reply)
         emu.requests.finish(record, reply.status)
-        if operations:
-            emu.submit(operations, now)
 
     def _handle(self, route: Route | None, segments: list[str], headers: dict[str, str],
                 parsed: Any, body: bytes) -> tuple[Reply, list[ops.Operation]]:
