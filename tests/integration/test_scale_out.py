@@ -82,7 +82,7 @@ class Cluster:
 
         nc = await nats.connect(self.nats_url)
         js = nc.jetstream()
-        for bucket in ("positions", "members", "leases"):
+        for bucket in ("positions", "members", "leases", "replays"):
             with contextlib.suppress(Exception):
                 await js.delete_key_value(f"{self.stream}-{bucket}")
         with contextlib.suppress(Exception):
@@ -246,3 +246,43 @@ def test_rate_limit_holds_across_processes(cluster: Cluster, emulator: CustomerI
     assert sustained <= 10 * 1.05, f"sustained {sustained:.2f} requests/s over a limit of 10/s"
     assert busiest <= 10, f"{busiest} requests in one second (limit 10/s)"
     assert two.process is not None and two.process.poll() is None
+
+
+def test_a_replay_asked_while_no_process_delivers_is_done_by_the_next_one(
+    cluster: Cluster, emulator: CustomerIOEmulator
+) -> None:
+    """Dead letters replayed from an ingest-only process, with no delivery process running:
+    the request waits in the key-value bucket, and the delivery process started afterwards
+    takes it for the partitions it owns and delivers every letter."""
+    v1 = 'api = "v1"'  # one request per event, so each one is refused on its own
+    first = cluster.process("first", "all", settings=v1)
+    emulator.faults.fail_for(3600, status=400)
+    people = [f"replay-{i}" for i in range(6)]
+    for person in people:
+        assert first.post("/v1/track", {"userId": person, "event": "Kept"}).status_code == 200
+    wait_until(
+        lambda: len(first.api("GET", "/dead-letters?connection=cio").json()) == len(people),
+        what="every event dead-lettered",
+    )
+    emulator.faults.clear()
+    first.stop()
+
+    ingest = cluster.process("ingest", "ingest", settings=v1)
+    answer = ingest.api("POST", "/dead-letters/replay", json={"connection": "cio"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["replaying"] == len(people)
+    time.sleep(1)
+    assert not any(emulator.state.person(p) for p in people)  # nobody delivers yet
+
+    cluster.process("deliver", "deliver", settings=v1)
+    for person in people:
+
+        def replayed(p: str = person) -> bool:
+            found = emulator.state.person(p)
+            return found is not None and [a.name for a in found.activity] == ["Kept"]
+
+        wait_until(replayed, timeout=60, what=f"{person}'s replayed event")
+    wait_until(
+        lambda: ingest.api("GET", "/dead-letters?connection=cio").json() == [],
+        what="the replayed letters to leave the list",
+    )

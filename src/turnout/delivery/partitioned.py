@@ -10,9 +10,10 @@ process joining or leaving at the same moment cannot undo it:
   few seconds, and the connection's lanes restart with the new settings;
 - "re-deliver since T" resets every partition's position, then tells the owners, which stop the
   lane (its last flush may move the position forward again), reset once more, and restart it;
-- a dead-letter replay is told to every process; each replays the letters of the partitions it
-  owns. The store marks a letter replayed only once delivered, so a letter whose partition was
-  moving at that instant stays listed and can simply be replayed again.
+- a dead-letter replay, asked of any process (one that only ingests too), is written per
+  partition to a key-value bucket (`replays.py`); the owner of each partition takes its part
+  when told, and at every sweep, so a partition moving at that instant or owned by nobody yet
+  gets it from its next owner. The store marks a letter replayed only once delivered.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from turnout.delivery.gate import RateGate
 from turnout.delivery.lane_group import LaneGroup
 from turnout.delivery.manager import DeliveryManager, SettingsError
 from turnout.delivery.ownership import Ownership
+from turnout.delivery.replays import ReplayRequests
 from turnout.destinations.base import Destination
 from turnout.log.base import EventLog
 from turnout.store.base import StateStore
@@ -74,6 +76,7 @@ class PartitionedDeliveryManager(DeliveryManager):
         self.ownership: Ownership | None = None
         self.active: set[int] = set()  # partitions whose lanes run here
         self._watcher: asyncio.Task[None] | None = None
+        self._replays: ReplayRequests | None = None
 
     async def start(self) -> None:
         for connection in await self._store.list_connections():
@@ -180,8 +183,10 @@ class PartitionedDeliveryManager(DeliveryManager):
             await asyncio.sleep(CONFIG_POLL)
             try:
                 await self.sync_connections()
+                for name in list(self.groups):
+                    await self._take_replays(name)
             except Exception:
-                log.exception("could not reload connections; will try again")
+                log.exception("could not reload connections or replays; will try again")
 
     async def sync_connections(self) -> None:
         """Apply connections saved, changed or deleted by any process."""
@@ -214,11 +219,21 @@ class PartitionedDeliveryManager(DeliveryManager):
         await self._plog.broadcast({"kind": "redeliver", "connection": name, "since": unix_time})
         return await self._log.offset_at(unix_time)
 
+    async def _replay_requests(self) -> ReplayRequests:
+        if self._replays is None:  # an ingest-only process never started delivery
+            self._replays = ReplayRequests(await self._plog.bucket("replays"))
+        return self._replays
+
     async def replay(self, name: str, letters: list[DeadLetter]) -> int:
-        if name not in self.groups:
+        if name not in self.groups and await self._store.get_connection(name) is None:
             raise KeyError(name)
-        ids = [letter.id for letter in letters]
-        await self._plog.broadcast({"kind": "replay", "connection": name, "ids": ids})
+        requests = await self._replay_requests()
+        by_partition: dict[int, list[int]] = {}
+        for letter in letters:
+            by_partition.setdefault(self._plog.partition_of(letter.person), []).append(letter.id)
+        for partition, ids in sorted(by_partition.items()):
+            await requests.add(name, partition, ids)
+        await self._plog.broadcast({"kind": "replay", "connection": name})
         return len(letters)
 
     async def _on_control(self, message: dict[str, Any]) -> None:
@@ -226,7 +241,7 @@ class PartitionedDeliveryManager(DeliveryManager):
         if message.get("kind") == "redeliver":
             await self._redeliver_here(name, float(message["since"]))
         elif message.get("kind") == "replay":
-            await self._replay_here(name, {int(i) for i in message.get("ids", [])})
+            await self._take_replays(name)
 
     async def _redeliver_here(self, name: str, unix_time: float) -> None:
         async with self._lock:
@@ -239,19 +254,29 @@ class PartitionedDeliveryManager(DeliveryManager):
                 await view.reset_position(self._lane_id(name), await view.offset_at(unix_time))
                 self._start_partition_lane(group, partition, skip_recorded=False)
 
-    async def _replay_here(self, name: str, ids: set[int]) -> None:
+    async def _take_replays(self, name: str) -> None:
+        """Take the pending replay requests of the partitions whose lanes run here."""
         group = self.groups.get(name)
-        if group is None or not ids:
+        if group is None or not group.lanes:
             return
-        letters = [
-            letter
-            for letter in await self._store.dead_letters(name, limit=100_000)
-            if letter.id in ids
-        ]
-        where = {letter.id: self._plog.partition_of(letter.person) for letter in letters}
-        count = group.replay(letters, where)
-        if count:
-            log.info("connection %s: replaying %d dead letters here", name, count)
+        requests = await self._replay_requests()
+        for partition in sorted(group.lanes):
+
+            async def replay(ids: set[int], partition: int = partition) -> bool:
+                lane = group.lanes.get(partition)
+                if lane is None:
+                    return False  # handed over meanwhile: the next owner takes the request
+                letters = [
+                    letter
+                    for letter in await self._store.dead_letters(name, limit=100_000)
+                    if letter.id in ids
+                ]
+                count = lane.replay(letters)
+                if count:
+                    log.info("connection %s: replaying %d dead letters here", name, count)
+                return True
+
+            await requests.take(name, partition, replay)
 
     async def trim(self) -> int:
         """Per partition: drop entries every connection has resolved and past retention."""
