@@ -18,9 +18,9 @@ from turnout.emulators.customerio import CustomerIOEmulator
 pytestmark = pytest.mark.compat
 
 
-def run_node(directory: Path, script: str, url: str, user: str) -> None:
+def run_node(directory: Path, script: str, url: str, user: str, *extra: str) -> None:
     done = subprocess.run(
-        ["node", script, url, WRITE_KEY, user],
+        ["node", script, url, WRITE_KEY, user, *extra],
         cwd=directory,
         capture_output=True,
         text=True,
@@ -30,11 +30,12 @@ def run_node(directory: Path, script: str, url: str, user: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("script", "user"),
+    ("script", "user", "extra"),
     [
-        ("send-analytics-node.js", "segment-node"),
-        ("send-rudder-node.js", "rudder-node"),
-        ("send-cdp-node.js", "customerio-node"),
+        ("send-analytics-node.js", "segment-node", ()),
+        ("send-rudder-node.js", "rudder-node", ()),
+        # Customer.io's Node SDK is a fork of segment's, with the same API.
+        ("send-analytics-node.js", "customerio-node", ("@customerio/cdp-analytics-node",)),
     ],
 )
 def test_node_sdk_calls_reach_customerio(
@@ -43,8 +44,9 @@ def test_node_sdk_calls_reach_customerio(
     emulator: CustomerIOEmulator,
     script: str,
     user: str,
+    extra: tuple[str, ...],
 ) -> None:
-    run_node(node_sdks, script, turnout.url, user)
+    run_node(node_sdks, script, turnout.url, user, *extra)
     person = wait_until(
         lambda: (p := emulator.state.person(user)) and len(p.activity) >= 3 and p,
         what=f"{user}'s profile and activity",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sdk_calls import send_everything
 
 from support import WRITE_KEY, TurnoutProcess, wait_until
 from turnout.emulators.customerio import CustomerIOEmulator
@@ -40,22 +41,6 @@ def rudder_client(url: str) -> Any:
     client = Client(WRITE_KEY, host=url, on_error=lambda e, batch: errors.append(e))
     client.errors = errors
     return client
-
-
-def send_everything(client: Any, user: str, *, rudder: bool = False) -> None:
-    traits = {"email": f"{user}@example.com", "plan": "pro"}
-    if rudder:
-        # rudder-sdk-python's identify takes traits but sends them in context.traits.
-        client.identify(user, traits, anonymous_id=f"anon-{user}")
-        client.page(user, category="Docs", name="Install", properties={"url": "https://x.io/i"})
-    else:
-        client.identify(user, traits, anonymous_id=f"anon-{user}")
-        client.page(user, "Docs", "Install", {"url": "https://x.io/i"})
-    client.track(user, "Order Completed", {"revenue": 42.5, "items": [{"sku": "a"}]})
-    client.screen(user, "App", "Settings")
-    client.group(user, "acme", {"name": "Acme Inc"})
-    client.flush()
-    client.join()
 
 
 def check_person(emulator: CustomerIOEmulator, user: str) -> None:
@@ -105,7 +90,7 @@ def test_customerio_cdp_analytics_python(
         pytest.fail(f"customerio-cdp-analytics is not installed in {packages}: run scripts/test.sh")
     done = subprocess.run(
         [sys.executable, str(CDP_DIR / "send_cdp.py"), turnout.url, WRITE_KEY, "cio-py"],
-        env={**os.environ, "PYTHONPATH": str(packages)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(packages), str(CDP_DIR.parent)])},
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,9 +1,10 @@
-// Sends one person's calls through @segment/analytics-node, pointed at Turnout by `host` alone.
-// Usage: node send-analytics-node.js <turnout url> <write key> <user id>
-const { Analytics } = require('@segment/analytics-node')
+// Sends one person's calls through @segment/analytics-node, or an SDK with its API (Customer.io's
+// @customerio/cdp-analytics-node), pointed at Turnout by `host` alone.
+// Usage: node send-analytics-node.js <turnout url> <write key> <user id> [package]
 
 async function main() {
-  const [host, writeKey, userId] = process.argv.slice(2)
+  const [host, writeKey, userId, sdk = '@segment/analytics-node'] = process.argv.slice(2)
+  const { Analytics } = require(sdk)
   const analytics = new Analytics({ writeKey, host, flushInterval: 200 })
   const errors = []
   analytics.on('error', (err) => errors.push(String(err.reason || err.message || err)))

@@ -1,9 +1,9 @@
 """Send one person's calls through Customer.io's Data Pipelines SDK for Python, pointed at
 Turnout by `host` alone.
 
-Run in its own process with `packages/` on the path: the SDK installs a top-level `customerio`
-package that replaces the Track API client of the same name, so the two cannot share one
-environment. Usage: python send_cdp.py <turnout url> <write key> <user id>
+Run in its own process with `packages/` and `tests/compat` on the path: the SDK installs a
+top-level `customerio` package that replaces the Track API client of the same name, so the two
+cannot share one environment. Usage: python send_cdp.py <turnout url> <write key> <user id>
 """
 
 from __future__ import annotations
@@ -12,20 +12,14 @@ import sys
 from typing import Any
 
 from customerio.analytics import Client
+from sdk_calls import send_everything
 
 
 def main() -> None:
     url, write_key, user = sys.argv[1:4]
     errors: list[Any] = []
     client = Client(write_key, host=url, on_error=lambda error, batch: errors.append(error))
-    traits = {"email": f"{user}@example.com", "plan": "pro"}
-    client.identify(user, traits, anonymous_id=f"anon-{user}")
-    client.page(user, "Docs", "Install", {"url": "https://x.io/i"})
-    client.track(user, "Order Completed", {"revenue": 42.5, "items": [{"sku": "a"}]})
-    client.screen(user, "App", "Settings")
-    client.group(user, "acme", {"name": "Acme Inc"})
-    client.flush()
-    client.join()
+    send_everything(client, user)
     if errors:
         sys.exit(f"errors: {errors!r}")
 
