@@ -178,12 +178,13 @@ class FrontDoor:
     """The process's ASGI app: `/v1/...` straight to the tracking API, the rest to FastAPI.
 
     Why not `app.mount("/v1", ...)`: a mount runs every request through Starlette's middleware
-    stack and router first (seven layers, measured at a fifth of the CPU of a single-event
-    request), and the tracking API needs none of them. The scope it receives is the one a mount
+    stack and router first (seven layers; going around them gave single-event requests 14% more
+    throughput), and the tracking API needs none of them. The scope it receives is the one a mount
     would give it (`root_path` ending in `/v1`), so it behaves the same either way.
     """
 
     PREFIX = "/v1"
+    BELOW = PREFIX + "/"
 
     def __init__(self, framework: FastAPI, tracking: ASGIApp | None) -> None:
         self.framework = framework
@@ -192,7 +193,11 @@ class FrontDoor:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         tracking = self.tracking
-        if tracking is not None and scope["type"] == "http" and scope["path"].startswith("/v1/"):
+        if (
+            tracking is not None
+            and scope["type"] == "http"
+            and scope["path"].startswith(self.BELOW)
+        ):
             scope = dict(scope)
             scope["root_path"] = scope.get("root_path", "") + self.PREFIX
             await tracking(scope, receive, send)

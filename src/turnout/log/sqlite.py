@@ -60,6 +60,10 @@ _INSERT_GROUP = (
 )
 _encode_rows = msgspec.json.encode
 CHECKPOINT_INTERVAL = 1.0  # seconds
+# A group's payloads travel as one blob, and SQLite refuses a value over 1 GB (SQLITE_MAX_LENGTH):
+# 2,000 requests of 500 KB would pass it. Groups stop well short of that.
+MAX_GROUP_JOBS = 2000
+MAX_GROUP_BYTES = 64 * 1024 * 1024
 _ENTRY_COLUMNS = "offset, source, person, payload, appended_at"
 
 
@@ -71,6 +75,7 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     entries: list[NewEntry] | None = None
     write: Callable[[sqlite3.Connection], Any] | None = None
+    size: int = 0  # payload bytes
 
 
 class SQLiteLog:
@@ -161,7 +166,8 @@ class SQLiteLog:
         self._check_capacity()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._jobs.put(_Job(future=future, loop=loop, entries=entries))
+        size = sum(len(e.payload) for e in entries)
+        self._jobs.put(_Job(future=future, loop=loop, entries=entries, size=size))
         await future
 
     def _check_capacity(self) -> None:
@@ -185,9 +191,10 @@ class SQLiteLog:
                 conn.close()
                 return
             group = [job]
+            size = job.size
             deadline = time.monotonic() + self._linger
             stop = False
-            while len(group) < 2000:
+            while len(group) < MAX_GROUP_JOBS and size < MAX_GROUP_BYTES:
                 remaining = deadline - time.monotonic()
                 try:
                     nxt = (
@@ -201,6 +208,7 @@ class SQLiteLog:
                     stop = True
                     break
                 group.append(nxt)
+                size += nxt.size
             self._commit_group(conn, group)
             if stop:
                 conn.close()
