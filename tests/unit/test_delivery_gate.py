@@ -72,5 +72,5 @@ async def test_a_429_pauses_every_sender_until_retry_after_and_halves_the_rate()
     gate.slow_down(retry_after=0.5)
     started = time.monotonic()
     async with gate.slot():
-        assert time.monotonic() - started >= 0.45
+        assert 0.45 <= time.monotonic() - started < 0.9  # the pause, not a whole window more
     assert gate.rate == 50

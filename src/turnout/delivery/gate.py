@@ -72,9 +72,12 @@ class RateGate:
                     held = [math.inf]
                     self._held.append(held)
                     return held
-                oldest = min((h[0] for h in self._held), default=now)
-                wake = oldest + WINDOW if oldest < math.inf else now + IN_FLIGHT_POLL
-                delay = max(self._paused_until - now, wake - now, 0.001)
+                if now < self._paused_until:
+                    delay = self._paused_until - now
+                else:  # the window is full: until its oldest answered place leaves it
+                    oldest = min(h[0] for h in self._held)
+                    delay = oldest + WINDOW - now if oldest < math.inf else IN_FLIGHT_POLL
+                delay = max(delay, 0.001)
                 if self._waited is not None:
                     self._waited.inc(delay)
                 await asyncio.sleep(delay)
