@@ -189,7 +189,6 @@ class FrontDoor:
     def __init__(self, framework: FastAPI, tracking: ASGIApp | None) -> None:
         self.framework = framework
         self.tracking = tracking
-        self.state = framework.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         tracking = self.tracking

@@ -1,7 +1,7 @@
 """One connection's lanes on a partitioned log: one lane per partition this process owns.
 
 Why a group: the dashboard and the management API speak of a connection's lane (its state,
-backlog, pause, resume, replay); on NATS a connection has one lane per owned partition. The
+backlog, pause, resume); on NATS a connection has one lane per owned partition. The
 group answers for all of them together, and shares one rate gate between them, sized to this
 process's part of the connection's rate limit.
 """
@@ -13,7 +13,7 @@ import logging
 
 from turnout.delivery.gate import MIN_RATE, RateGate
 from turnout.delivery.lane import Lane, LaneState, LaneStatus
-from turnout.store.models import Connection, DeadLetter
+from turnout.store.models import Connection
 
 log = logging.getLogger("turnout.delivery")
 
@@ -69,15 +69,6 @@ class LaneGroup:
         self.connection.enabled = True
         for lane in self.lanes.values():
             lane.resume()
-
-    def replay(self, letters: list[DeadLetter], partition_of: dict[int, int] | None = None) -> int:
-        """Replay the letters whose partition has a lane here (`partition_of`: id -> partition)."""
-        by_partition: dict[int, list[DeadLetter]] = {}
-        for letter in letters:
-            partition = (partition_of or {}).get(letter.id)
-            if partition in self.lanes:
-                by_partition.setdefault(partition, []).append(letter)
-        return sum(self.lanes[p].replay(group) for p, group in by_partition.items())
 
     async def stop_partition(self, partition: int) -> None:
         lane = self.lanes.pop(partition, None)
