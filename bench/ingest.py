@@ -49,7 +49,7 @@ def _event(i: int) -> dict[str, Any]:
         "userId": f"user-{i % 5000}",
         "anonymousId": f"0b8e4b5c-5b1f-4d7e-9a3b-{i % 5000:012d}",
         "messageId": f"ajs-next-{i:08d}-3f9e7c1a2b4d5e6f",
-        "timestamp": "2026-11-28T10:00:00.000Z",
+        "timestamp": f"2026-11-28T10:00:00.{i % 1000:03d}Z",  # each call its own moment
         "properties": {"product_id": f"p-{i % 97}", "price": 19.99, "currency": "EUR"},
         "context": {
             "library": {"name": "analytics.js", "version": "next-1.84.3"},

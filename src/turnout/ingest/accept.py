@@ -23,9 +23,11 @@ from turnout.log.base import EventLog, LogFull, NewEntry
 from turnout.spec.incoming import (
     Incoming,
     InvalidMessage,
+    any_too_deep,
     check_utf8,
     decode_batch,
     decode_call,
+    decode_calls,
     decode_deep_batch,
 )
 from turnout.spec.message import decode as decode_message
@@ -133,7 +135,7 @@ class Ingestor:
             problem = _Problem(None, exc.code, exc.message, body, source.name if source else None)
             await self._reject([problem])
             raise bad_request(exc.code, exc.message) from None
-        await self._append([call])
+        await self._append([call], [_encode(call)])
         return Outcome(accepted=1)
 
     async def accept_batch(
@@ -177,6 +179,10 @@ class Ingestor:
             except InvalidMessage as exc:
                 raise bad_request(exc.code, exc.message) from None
         batch_source = header_source or self._source(batch.write_key)
+        accepted = self._accept_all(batch.batch, header_source, batch_source, facts)
+        if accepted is not None:
+            await self._append(*accepted)
+            return Outcome(accepted=len(accepted[0]))
         calls: list[Incoming] = []
         problems: list[_Problem] = []
         for index, item in enumerate(batch.batch):
@@ -216,14 +222,49 @@ class Ingestor:
             if all(p.code == "invalid_write_key" for p in problems):
                 raise IngestError(401, first.code, first.message, rejected=rejected)
             raise IngestError(400, first.code, first.message, rejected=rejected)
-        await self._append(calls)
+        await self._append(calls, list(map(_encode, calls)))
         if problems:
             await self._reject(problems)
         return Outcome(accepted=len(calls), rejected=rejected)
 
-    async def _append(self, calls: list[Incoming]) -> None:
+    def _accept_all(
+        self,
+        items: list[msgspec.Raw],
+        header_source: Source | None,
+        batch_source: Source | None,
+        facts: RequestFacts,
+    ) -> tuple[list[Incoming], list[bytes]] | None:
+        """The batch as SDKs send it, every item valid: its calls and their stored bytes.
+
+        The common case costs a third of taking each item on its own: the items are decoded in
+        one pass of C, and nothing is done twice. None when any item is wrong in any way; the
+        caller then takes them one by one, to keep the good ones and say what is wrong with each
+        of the others.
+        """
+        if max(map(len, items)) > self.limits.max_message_bytes:
+            return None
+        calls = decode_calls(items)
+        if calls is None:
+            return None
+        try:
+            for call in calls:
+                source = batch_source
+                if header_source is None and call.write_key:
+                    source = self._source(call.write_key)
+                if source is None:
+                    return None
+                normalise(call, facts, source.name, None)
+        except InvalidMessage:
+            return None
+        payloads = list(map(_encode, calls))
+        if any_too_deep(payloads):
+            return None
+        return calls, payloads
+
+    async def _append(self, calls: list[Incoming], payloads: list[bytes]) -> None:
         entries = [
-            NewEntry(source=c.source or "", person=_person(c), payload=_encode(c)) for c in calls
+            NewEntry(c.source or "", c.user_id or c.anonymous_id or "", payload)  # type: ignore[arg-type]
+            for c, payload in zip(calls, payloads, strict=True)
         ]
         try:
             await self._log.append(entries)
@@ -279,11 +320,6 @@ class Ingestor:
             await self._record_rejects(rejects)
         except Exception:  # the answer must not fail because the record of a reject did
             log.exception("could not record %d rejected messages", len(rejects))
-
-
-def _person(call: Incoming) -> str:
-    """The ordering key: one person's calls are delivered in the order received."""
-    return str(call.user_id or call.anonymous_id or "")
 
 
 def _key_problem(key: str | None) -> str:

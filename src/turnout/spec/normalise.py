@@ -8,21 +8,21 @@ Every rule here is from the Segment spec, the contract every tracking SDK speaks
 - `context.ip` comes from the request unless the caller gave one;
 - batch-level `context` and `integrations` are merged into each item (the item's keys win).
 
-It runs once per message on the hot path, so the free-form parts stay raw bytes: `context` is
-only unpacked when a batch-level context must be merged in or an `"ip"` key may already be there.
+It runs once per message on the hot path: the free-form parts stay raw below their top-level
+keys, and a batch's clock correction is worked out once per request.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from turnout.spec import timestamps
-from turnout.spec.incoming import EMPTY, Incoming, InvalidMessage
+from turnout.spec.incoming import FreeForm, Incoming, InvalidMessage
 from turnout.spec.message import CALL_TYPES, Message, decode
 
 __all__ = ["InvalidMessage", "RequestFacts", "normalise", "now", "stored_message"]
@@ -31,7 +31,7 @@ MAX_MESSAGE_ID_LENGTH = 100  # Segment's documented limit
 MAX_ID_LENGTH = 1000  # userId / anonymousId / groupId / previousId: no real id is longer
 
 _encode = msgspec.json.encode
-_decode_dict = msgspec.json.Decoder(dict[str, Any]).decode
+_KNOWN_TYPES = frozenset(CALL_TYPES)
 
 
 @dataclass(slots=True)
@@ -44,20 +44,28 @@ class RequestFacts:
     context: dict[str, Any] | None = None
     integrations: dict[str, Any] | None = None
     received_text: str = field(init=False)
-    ip_json: bytes = field(init=False)
+    ip_raw: msgspec.Raw | None = field(init=False)
     _sent_at_text: str | None = field(init=False, default=None)
     _sent_at: datetime | None = field(init=False, default=None)
+    _skew: timedelta = field(init=False, default=timedelta(0))
 
     def __post_init__(self) -> None:
         self.received_text = timestamps.iso(self.received_at)
-        self.ip_json = _encode(self.ip) if self.ip else b""
+        self.ip_raw = msgspec.Raw(_encode(self.ip)) if self.ip else None
 
     def sent_moment(self, text: str) -> datetime:
         """sentAt parsed once per request: a batch's items share it."""
         if text != self._sent_at_text:
-            self._sent_at, self._sent_at_text = timestamps.parse(text, "sentAt"), text
+            self._sent_at = timestamps.parse(text, "sentAt")
+            self._sent_at_text = text
+            self._skew = timestamps.skew(self.received_at, self._sent_at)
         assert self._sent_at is not None
         return self._sent_at
+
+    def skew(self, sent_text: str) -> timedelta:
+        """receivedAt - sentAt: what to add to a device time sent at `sent_text`."""
+        self.sent_moment(sent_text)
+        return self._skew
 
 
 def normalise(call: Incoming, facts: RequestFacts, source: str, call_type: str | None) -> Incoming:
@@ -66,9 +74,9 @@ def normalise(call: Incoming, facts: RequestFacts, source: str, call_type: str |
     `call_type` is the route's (`/v1/track`); batch items carry their own `type`.
     """
     kind = call_type or call.type
-    if kind is None:
-        raise InvalidMessage("missing_type", "type: required in each batch item")
-    if kind not in CALL_TYPES:
+    if kind not in _KNOWN_TYPES:
+        if kind is None:
+            raise InvalidMessage("missing_type", "type: required in each batch item")
         raise InvalidMessage(
             "invalid_type", f"type: {kind[:40]!r} is not one of {', '.join(CALL_TYPES)}"
         )
@@ -79,22 +87,23 @@ def normalise(call: Incoming, facts: RequestFacts, source: str, call_type: str |
         raise InvalidMessage("no_user_anon_id", "userId or anonymousId: one is required")
     if kind == "track" and not call.event:
         raise InvalidMessage("missing_event", "event: required for track")
-    call.group_id = _as_id(call.group_id, "groupId")
-    if kind == "group" and call.group_id is None:
-        raise InvalidMessage("missing_group_id", "groupId: required for group")
-    call.previous_id = _as_id(call.previous_id, "previousId")
-    if kind == "alias" and (call.previous_id is None or user_id is None):
-        raise InvalidMessage("missing_previous_id", "previousId and userId: required for alias")
-
+    if call.group_id is not None or kind == "group":
+        call.group_id = _as_id(call.group_id, "groupId")
+        if kind == "group" and call.group_id is None:
+            raise InvalidMessage("missing_group_id", "groupId: required for group")
+    if call.previous_id is not None or kind == "alias":
+        call.previous_id = _as_id(call.previous_id, "previousId")
+        if kind == "alias" and (call.previous_id is None or user_id is None):
+            raise InvalidMessage(
+                "missing_previous_id", "previousId and userId: required for alias"
+            )
     call.message_id = _as_id(call.message_id, "messageId", MAX_MESSAGE_ID_LENGTH) or str(
         uuid.uuid4()
     )
-
     _stamp(call, facts)
-    call.traits = _object(call.traits, "traits")
-    call.properties = _object(call.properties, "properties")
-    call.context = _context(_object(call.context, "context"), facts)
-    call.integrations = _merged(_object(call.integrations, "integrations"), facts.integrations)
+    call.context = _context(call.context, facts)
+    if facts.integrations:
+        call.integrations = {**facts.integrations, **(call.integrations or {})}
     call.write_key = None  # a credential: never stored
     call.source = source
     return call
@@ -103,21 +112,26 @@ def normalise(call: Incoming, facts: RequestFacts, source: str, call_type: str |
 def _stamp(call: Incoming, facts: RequestFacts) -> None:
     call.received_at = facts.received_text
     call.sent_at = sent_text = call.sent_at if call.sent_at is not None else facts.sent_at
-    sent_at = facts.sent_moment(sent_text) if sent_text is not None else None
     original_text = call.original_timestamp
     if original_text is None:
         original_text = call.timestamp
     elif call.timestamp is not None:  # replaced below, but a malformed one is still refused
         timestamps.parse(call.timestamp, "timestamp")
     if original_text is None:
+        if sent_text is not None:
+            facts.sent_moment(sent_text)  # a malformed sentAt is refused all the same
         call.timestamp = facts.received_text
         return
     call.original_timestamp = original_text
     original = timestamps.parse(original_text, "originalTimestamp")
-    call.timestamp = timestamps.iso(timestamps.corrected(facts.received_at, sent_at, original))
+    if sent_text is not None:
+        original = timestamps.shifted(original, facts.skew(sent_text))
+    call.timestamp = timestamps.iso(original)
 
 
 def _as_id(value: str | int | float | None, name: str, limit: int = MAX_ID_LENGTH) -> str | None:
+    if value.__class__ is str and 0 < len(value) <= limit:
+        return value
     if value is None:
         return None
     if isinstance(value, str):
@@ -133,45 +147,15 @@ def _as_id(value: str | int | float | None, name: str, limit: int = MAX_ID_LENGT
     return text or None
 
 
-_KINDS = {ord("["): "an array", ord('"'): "a string", ord("t"): "a boolean", ord("f"): "a boolean"}
-
-
-def _object(raw: msgspec.Raw, name: str) -> msgspec.Raw:
-    """A free-form part must be an object; `null` counts as absent."""
-    if raw is EMPTY:
-        return raw
-    first = memoryview(raw)[0]
-    if first == ord("{"):
-        return raw
-    if first == ord("n"):
-        return EMPTY
-    raise InvalidMessage(
-        "invalid_field", f"{name}: expected an object, got {_KINDS.get(first, 'a number')}"
-    )
-
-
-def _context(context: msgspec.Raw, facts: RequestFacts) -> msgspec.Raw:
-    if facts.context:  # a batch-level context to merge: the rare, slow path
-        merged = {**facts.context, **(_decode_dict(context) if context is not EMPTY else {})}
-        if facts.ip and "ip" not in merged:
-            merged["ip"] = facts.ip
-        return msgspec.Raw(_encode(merged))
-    if not facts.ip:
-        return context
-    if context is EMPTY:
-        return msgspec.Raw(b'{"ip":' + facts.ip_json + b"}")
-    text = bytes(context)
-    if b'"ip"' in text and "ip" in _decode_dict(text):
-        return context
-    if text[1:].lstrip() == b"}":
-        return msgspec.Raw(b'{"ip":' + facts.ip_json + b"}")
-    return msgspec.Raw(b'{"ip":' + facts.ip_json + b"," + text[1:])
-
-
-def _merged(inner: msgspec.Raw, outer: dict[str, Any] | None) -> msgspec.Raw:
-    if not outer:
-        return inner
-    return msgspec.Raw(_encode({**outer, **(_decode_dict(inner) if inner is not EMPTY else {})}))
+def _context(context: FreeForm, facts: RequestFacts) -> FreeForm:
+    if facts.context:  # a batch-level context: the item's own keys win
+        context = {**facts.context, **(context or {})}
+    if facts.ip_raw is not None:
+        if context is None:
+            return {"ip": facts.ip_raw}
+        if "ip" not in context:
+            context["ip"] = facts.ip_raw
+    return context
 
 
 def stored_message(call: Incoming) -> Message:
