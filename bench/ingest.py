@@ -134,7 +134,7 @@ class Server:
         if self.log_db is None:
             return -1
         with sqlite3.connect(self.log_db) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+            return int(conn.execute("SELECT COALESCE(SUM(count), 0) FROM chunks").fetchone()[0])
 
 
 def start_ceiling() -> Server:
