@@ -94,9 +94,7 @@ def normalise(call: Incoming, facts: RequestFacts, source: str, call_type: str |
     if call.previous_id is not None or kind == "alias":
         call.previous_id = _as_id(call.previous_id, "previousId")
         if kind == "alias" and (call.previous_id is None or user_id is None):
-            raise InvalidMessage(
-                "missing_previous_id", "previousId and userId: required for alias"
-            )
+            raise InvalidMessage("missing_previous_id", "previousId and userId: required for alias")
     call.message_id = _as_id(call.message_id, "messageId", MAX_MESSAGE_ID_LENGTH) or str(
         uuid.uuid4()
     )
