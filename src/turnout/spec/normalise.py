@@ -121,10 +121,10 @@ def _stamp(call: Incoming, facts: RequestFacts) -> None:
         call.timestamp = facts.received_text
         return
     call.original_timestamp = original_text
-    original = timestamps.parse(original_text, "originalTimestamp")
-    if sent_text is not None:
-        original = timestamps.shifted(original, facts.skew(sent_text))
-    call.timestamp = timestamps.iso(original)
+    moment = timestamps.parse(original_text, "originalTimestamp")
+    if sent_text is not None:  # on the server's clock
+        moment = timestamps.shifted(moment, facts.skew(sent_text))
+    call.timestamp = timestamps.iso(moment)
 
 
 def _as_id(value: str | int | float | None, name: str, limit: int = MAX_ID_LENGTH) -> str | None:
