@@ -77,6 +77,7 @@ _HEAD = "COALESCE(MAX(first + MAX(count, 1) - 1), 0)"
 _encode = msgspec.json.encode
 _decode_sizes = msgspec.json.Decoder(list[int]).decode
 _decode_persons = msgspec.json.Decoder(list[str]).decode
+_source_of = itemgetter(0)
 _payload_of = itemgetter(2)
 CHECKPOINT_INTERVAL = 1.0  # seconds
 # Requests committed together share a chunk up to this size; a bigger request is one chunk.
@@ -186,14 +187,13 @@ class SQLiteLog:
         self._check_capacity()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        payloads = list(map(_payload_of, entries))
-        sources = {e.source for e in entries}
+        sources = set(map(_source_of, entries))
         self._jobs.put(
             _Job(
                 future=future,
                 loop=loop,
                 entries=entries,
-                size=sum(map(len, payloads)),
+                size=sum(map(len, map(_payload_of, entries))),
                 source=sources.pop() if len(sources) == 1 else None,
             )
         )
@@ -251,6 +251,7 @@ class SQLiteLog:
         one statement, committed by itself, and the loop is woken once per group, not per job.
         """
         head = self._head
+        now = time.time()
         rows: list[Any] = []
         for source, entries in _chunks(group):
             payloads = list(map(_payload_of, entries))
@@ -261,7 +262,7 @@ class SQLiteLog:
                 _encode([e.person for e in entries]),
                 _encode(list(map(len, payloads))),
                 b"".join(payloads),
-                time.time(),
+                now,
             )
             head += len(entries)
         writes = [job.write for job in group if job.write is not None]
