@@ -96,7 +96,7 @@ def decode_calls(items: list[msgspec.Raw]) -> list[Incoming] | None:
 
     The fast path for the batches SDKs send: no Python runs per item. On None the caller takes
     each item on its own (`decode_call`) to say which are wrong and why. Depth is not checked
-    here: `too_deep` tells, once the calls are encoded, whether that is still needed.
+    here: `any_too_deep` tells, once the calls are encoded, whether that is still needed.
     """
     try:
         return list(map(_call_decoder.decode, items))
@@ -186,14 +186,16 @@ def too_deep(data: bytes) -> bool:
 
 _AN = {"array": "an array", "str": "a string", "bool": "a boolean", "int": "a number",
        "float": "a number"}  # fmt: skip
+_NOT_AN_OBJECT = "expected `object | null`, got `"  # how msgspec words a wrong free-form part
 
 
 def _field_message(detail: str, where: str) -> str:
     """msgspec says "Expected `str`, got `int` - at `$.userId`"; make it "userId: expected ..."."""
     reason, _, path = detail.partition(" - at `$")
     reason = reason[:1].lower() + reason[1:]
-    if reason.startswith("expected `object | null`, got `"):  # a free-form part
-        reason = f"expected an object, got {_AN.get(reason[31:].rstrip('`'), 'a number')}"
+    if reason.startswith(_NOT_AN_OBJECT):
+        got = reason.removeprefix(_NOT_AN_OBJECT).rstrip("`")
+        reason = f"expected an object, got {_AN.get(got, 'a number')}"
     if not path:
         return f"{where.rstrip('.') or 'body'}: {reason}"
     return f"{where}{path.rstrip('`').lstrip('.')}: {reason}"
