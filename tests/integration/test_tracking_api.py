@@ -207,3 +207,22 @@ def test_a_full_log_sheds_load_with_503_and_retry_after_never_a_silent_drop(
         shed = next(a for a in answers if a.status_code == 503)
         assert shed.headers["Retry-After"]
         assert shed.json()["code"] == "overloaded" and "bound" in shed.json()["message"]
+
+
+def _data_bytes(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.glob("log.db*"))
+
+
+def test_a_batch_envelope_cannot_make_one_request_store_hundreds_of_megabytes(
+    turnout: TurnoutProcess, tmp_path: Path
+) -> None:
+    """A 400 KB `context` beside 250 tiny items once stored 187 MB from a 413 KB request."""
+    items = [{"type": "track", "userId": f"u{i}", "event": "E"} for i in range(250)]
+    before = _data_bytes(tmp_path / "data")
+    for pad in (400_000, 20_000):
+        answer = turnout.post("/v1/batch", {"batch": items, "context": {"pad": "x" * pad}})
+        assert answer.status_code == 413
+        assert answer.json()["code"] == "envelope_too_large"
+    good = turnout.post("/v1/batch", {"batch": items[:3], "context": {"library": {"name": "go"}}})
+    assert good.status_code == 200
+    assert _data_bytes(tmp_path / "data") - before < 1024 * 1024

@@ -258,3 +258,73 @@ def test_a_valid_timestamp_with_no_utc_form_is_pinned_to_the_utc_edge() -> None:
         stamps = [message.timestamp for message in api.log.messages]
         assert stamps[0].startswith("0001-01-01T00:00:00")
         assert stamps[1].startswith("9999-12-31T23:59:59")
+
+
+def _tiny_items(count: int) -> list[dict[str, Any]]:
+    return [{"type": "track", "userId": f"u{i}", "event": "E"} for i in range(count)]
+
+
+def test_a_batch_context_over_the_message_limit_is_refused_before_anything_is_stored() -> None:
+    with tracking() as api:
+        body = {"batch": _tiny_items(250), "context": {"pad": "x" * 400_000}}
+        answer = api.post("/batch", body)
+        assert answer.status_code == 413
+        assert answer.json() == {
+            "success": False,
+            "code": "envelope_too_large",
+            "message": "context: the batch-level context and integrations are 400010 bytes,"
+            " over the 32 KB message limit (they are copied into every message)",
+        }
+        assert api.log.entries == []
+        assert [r.code for r in api.rejects] == ["envelope_too_large"]
+
+
+def test_a_batch_context_copied_into_many_items_may_not_multiply_the_request() -> None:
+    """20 KB of context x 250 items would store 5 MB from a 30 KB request."""
+    with tracking() as api:
+        body = json.dumps({"batch": _tiny_items(250), "context": {"pad": "x" * 20_000}})
+        answer = api.post("/batch", content=body, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 413
+        assert answer.json()["message"] == (
+            "context: the batch-level context and integrations (20010 bytes) copied into each of"
+            f" 250 messages would add 5002500 bytes to a {len(body)}-byte request"
+            f" (at most {len(body)});"
+            " send them inside each message or in smaller batches"
+        )
+        assert api.log.entries == []
+
+
+def test_stored_bytes_stay_within_a_small_multiple_of_the_request() -> None:
+    """The largest envelope the bound lets through: what is stored stays near the request."""
+    with tracking() as api:
+        items = _tiny_items(100)
+        body = {"batch": items, "context": {"pad": "x" * 150}}
+        size = len(json.dumps(body, separators=(",", ":")))
+        answer = api.post(
+            "/batch",
+            content=json.dumps(body, separators=(",", ":")),
+            headers={"Content-Type": "application/json"},
+        )
+        assert answer.status_code == 200
+        stored = sum(len(e.payload) for e in api.log.entries)
+        assert len(api.log.entries) == 100
+        # the request, the envelope's copies (at most the request's size or 16 KB), and the
+        # fields Turnout fills in (messageId, receivedAt, timestamp, source: ~200 bytes each)
+        assert stored <= size + max(size, 16 * 1024) + 250 * len(items)
+
+
+def test_an_item_over_the_limit_once_the_context_is_merged_is_refused_alone() -> None:
+    with tracking() as api:
+        big = {"type": "track", "userId": "big", "event": "E", "properties": {"p": "y" * 30_000}}
+        body = {"batch": [*_tiny_items(3), big], "context": {"pad": "x" * 8_000}}
+        answer = api.post("/batch", body)
+        assert answer.status_code == 200
+        assert answer.json()["accepted"] == 3
+        [reject] = answer.json()["rejected"]
+        assert reject["index"] == 3 and reject["code"] == "message_too_large"
+        assert reject["message"].startswith("batch[3]: 38")
+        assert reject["message"].endswith(
+            " bytes once the batch-level context is merged in, over the 32 KB message limit"
+        )
+        assert [m.user_id for m in api.log.messages] == ["u0", "u1", "u2"]
+        assert all(m.context and m.context["pad"] == "x" * 8_000 for m in api.log.messages)

@@ -22,6 +22,7 @@ from turnout.ingest.errors import IngestError, bad_request, overloaded, too_larg
 from turnout.log.base import EventLog, LogFull, NewEntry
 from turnout.spec.incoming import (
     Incoming,
+    IncomingBatch,
     InvalidMessage,
     any_too_deep,
     check_utf8,
@@ -48,6 +49,17 @@ class Limits:
     max_message_bytes: int = 32 * 1024
     max_request_bytes: int = 500 * 1024
     max_batch_messages: int = 2500
+
+
+# What a stored message may hold beyond the client's own bytes: the fields Turnout fills in
+# (messageId, receivedAt, timestamp, originalTimestamp, sentAt, context.ip, source) and ids sent
+# as numbers made text. A stored message is never larger than the message limit plus this.
+STORED_OVERHEAD_BYTES = 4 * 1024
+# How much a batch's envelope (its `context` and `integrations`, copied into every item) may add
+# to what the request stores: its own size, or this floor for small requests. Real SDKs send a
+# few dozen bytes of library facts there, if anything; without a bound, a 400 KB context copied
+# into 250 tiny items made one 413 KB request store 187 MB.
+ENVELOPE_COPIES_FLOOR_BYTES = 16 * 1024
 
 
 @dataclass(slots=True)
@@ -166,6 +178,14 @@ class Ingestor:
             )
         if not batch.batch:
             raise bad_request("empty_batch", "batch: contains no messages")
+        try:
+            self._check_envelope(batch, len(body))
+        except IngestError as exc:
+            source = header_source or self._source(batch.write_key)
+            await self._reject(
+                [_Problem(None, exc.code, exc.message, body, source.name if source else None)]
+            )
+            raise
         facts.sent_at, facts.context, facts.integrations = (
             batch.sent_at,
             batch.context,
@@ -184,6 +204,7 @@ class Ingestor:
             await self._append(*accepted)
             return Outcome(accepted=len(accepted[0]))
         calls: list[Incoming] = []
+        payloads: list[bytes] = []
         problems: list[_Problem] = []
         for index, item in enumerate(batch.batch):
             where = f"batch[{index}]"
@@ -204,10 +225,14 @@ class Ingestor:
                         f"{where}: {_key_problem(call.write_key or batch.write_key)}",
                     )
                 try:
-                    calls.append(normalise(call, facts, source.name, None))
+                    normalise(call, facts, source.name, None)
                 except InvalidMessage as exc:
                     exc.message = f"{where}.{exc.message}"
                     raise
+                payload = _encode(call)
+                self._check_stored_size(payload, where)
+                calls.append(call)
+                payloads.append(payload)
             except InvalidMessage as exc:
                 problems.append(
                     _Problem(
@@ -222,7 +247,7 @@ class Ingestor:
             if all(p.code == "invalid_write_key" for p in problems):
                 raise IngestError(401, first.code, first.message, rejected=rejected)
             raise IngestError(400, first.code, first.message, rejected=rejected)
-        await self._append(calls, list(map(_encode, calls)))
+        await self._append(calls, payloads)
         if problems:
             await self._reject(problems)
         return Outcome(accepted=len(calls), rejected=rejected)
@@ -257,9 +282,49 @@ class Ingestor:
         except InvalidMessage:
             return None
         payloads = list(map(_encode, calls))
+        if max(map(len, payloads)) > self.limits.max_message_bytes + STORED_OVERHEAD_BYTES:
+            return None
         if any_too_deep(payloads):
             return None
         return calls, payloads
+
+    def _check_envelope(self, batch: IncomingBatch, request_bytes: int) -> None:
+        """Refuse a batch whose envelope, copied into every item, would store far more than sent.
+
+        Checked before any item is merged, so the refused request costs no more memory than its
+        own size. The envelope is copied whole into each item (an item's own keys win, which
+        only makes the copy smaller), so this bounds what the merge can add.
+        """
+        size = _envelope_bytes(batch)
+        if not size:
+            return
+        limit = self.limits.max_message_bytes
+        if size > limit:
+            raise too_large(
+                f"context: the batch-level context and integrations are {size} bytes, over the"
+                f" {limit // 1024} KB message limit (they are copied into every message)",
+                code="envelope_too_large",
+            )
+        copies = size * len(batch.batch)
+        allowed = max(request_bytes, ENVELOPE_COPIES_FLOOR_BYTES)
+        if copies > allowed:
+            raise too_large(
+                f"context: the batch-level context and integrations ({size} bytes) copied into"
+                f" each of {len(batch.batch)} messages would add {copies} bytes to a"
+                f" {request_bytes}-byte request (at most {allowed}); send them inside each"
+                " message or in smaller batches",
+                code="envelope_too_large",
+            )
+
+    def _check_stored_size(self, payload: bytes, where: str) -> None:
+        """A message as stored, with the batch's envelope merged in, is held to the limit too."""
+        limit = self.limits.max_message_bytes
+        if len(payload) > limit + STORED_OVERHEAD_BYTES:
+            raise InvalidMessage(
+                "message_too_large",
+                f"{where}: {len(payload)} bytes once the batch-level context is merged in,"
+                f" over the {limit // 1024} KB message limit",
+            )
 
     async def _append(self, calls: list[Incoming], payloads: list[bytes]) -> None:
         entries = [
@@ -320,6 +385,16 @@ class Ingestor:
             await self._record_rejects(rejects)
         except Exception:  # the answer must not fail because the record of a reject did
             log.exception("could not record %d rejected messages", len(rejects))
+
+
+def _envelope_bytes(batch: IncomingBatch) -> int:
+    """The encoded size of what a batch's envelope copies into each of its items."""
+    size = 0
+    if batch.context:
+        size += len(_encode(batch.context))
+    if batch.integrations:
+        size += len(_encode(batch.integrations))
+    return size
 
 
 def _key_problem(key: str | None) -> str:
