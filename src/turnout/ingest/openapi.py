@@ -199,6 +199,11 @@ def tracking_openapi() -> dict[str, Any]:
                 "description": "settings",
                 "content": {"application/json": {"schema": _OBJECT}},
             },
+            "400": {
+                "description": "without `public_url`: a Host header that is not a host name"
+                " (`code: invalid_host`)",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
             "404": {
                 "description": "write key not recognised (`code` and `message`), or a path no"
                 " route matches",

@@ -11,6 +11,7 @@ outcome into an answer with `code` and `message`.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -48,6 +49,13 @@ BATCH_ROUTES = ("batch", "b")
 METRICS_LIMIT = 64 * 1024
 # The settings change only when sources do; browsers and CDNs may keep them a few minutes.
 SETTINGS_CACHE = b"public, max-age=300"
+# Without `public_url` the document names the host the request named, which a client chooses
+# freely: a shared cache must never hand one client's version to another (cache poisoning), so
+# only the browser that asked may keep it.
+SETTINGS_CACHE_FROM_HOST = [(b"cache-control", b"private, max-age=300"), (b"vary", b"Host")]
+# A host name, IPv4 address or bracketed IPv6 address, with an optional port: nothing that could
+# carry a path, a scheme or a quote into the document.
+_HOST = re.compile(rb"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?")
 
 log = logging.getLogger("turnout.ingest")
 _JSON = [(b"content-type", b"application/json")]
@@ -72,7 +80,15 @@ class _Request:
     def origin(self) -> str:
         """Where this client reached us: its Host header, and the scheme uvicorn determined
         (from X-Forwarded-Proto only behind a trusted proxy). `public_url` overrides it."""
-        return f"{self.scheme}://{self.headers.get(b'host', b'localhost').decode('latin-1')}"
+        host = self.headers.get(b"host", b"localhost")
+        if _HOST.fullmatch(host) is None:
+            raise IngestError(
+                400,
+                "invalid_host",
+                "Host header: not a host name with an optional port;"
+                " set [server] public_url to the address clients use",
+            )
+        return f"{self.scheme}://{host.decode('ascii')}"
 
 
 Handler = Callable[[_Request], Awaitable[tuple[int, bytes, Headers]]]
@@ -179,8 +195,11 @@ class TrackingAPI:
     ) -> tuple[int, bytes, Headers]:
         if write_key not in self._sources():
             raise IngestError(404, "unknown_write_key", "write key not recognised")
-        document = analytics_settings(write_key, self._public_url or request.origin(), integration)
-        return 200, msgspec.json.encode(document), [(b"cache-control", SETTINGS_CACHE)]
+        if self._public_url:
+            document = analytics_settings(write_key, self._public_url, integration)
+            return 200, msgspec.json.encode(document), [(b"cache-control", SETTINGS_CACHE)]
+        document = analytics_settings(write_key, request.origin(), integration)
+        return 200, msgspec.json.encode(document), SETTINGS_CACHE_FROM_HOST
 
     async def _preflight(self, request: _Request, origin: bytes | None, send: Send) -> None:
         requested = request.headers.get(b"access-control-request-headers")
