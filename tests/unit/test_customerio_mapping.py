@@ -256,6 +256,16 @@ def test_track_sdk_resend_with_shifted_corrected_time_keeps_dedupe_id() -> None:
     assert only(mapped(first), PersonEvent).id == only(mapped(resent), PersonEvent).id
 
 
+def test_a_call_sent_without_any_time_keeps_its_dedupe_id_when_sent_again_later() -> None:
+    """Without a client time, `timestamp` is each attempt's `receivedAt`: it must not matter."""
+    first = msg(user_id="u1", event="x", timestamp=TS, received_at=TS)
+    later = "2024-05-01T12:34:57.789Z"
+    again = msg(user_id="u1", event="x", timestamp=later, received_at=later)
+    first_id = only(mapped(first), PersonEvent).id
+    assert first_id == only(mapped(again), PersonEvent).id
+    assert first_id[:10] == "0" * 10  # no client time: the ULID's time part is zero
+
+
 def test_track_anonymous_call_is_anonymous_event() -> None:
     result = mapped(msg(anonymous_id="anon-1", event="Viewed", properties={"a": 1}))
     op = only(result, AnonymousEvent)

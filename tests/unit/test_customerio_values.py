@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
@@ -30,6 +31,12 @@ def test_dedupe_id_is_deterministic_per_message_id() -> None:
 def test_dedupe_id_time_part_is_the_message_timestamp() -> None:
     ulid = ulid_for("m-1", "2024-05-01T12:34:56.789Z")
     assert ulid[:10] == encode_ulid(1714566896789 << 80)[:10]
+
+
+def test_dedupe_id_without_a_client_time_has_a_zero_time_part() -> None:
+    random = int.from_bytes(hashlib.sha256(b"m-1").digest()[:10], "big")
+    assert ulid_for("m-1", None) == encode_ulid(random)
+    assert ulid_for("m-1", None) == ulid_for("m-1", "1970-01-01T00:00:00Z")
 
 
 def test_dedupe_id_orders_by_message_time() -> None:

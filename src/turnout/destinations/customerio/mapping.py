@@ -157,8 +157,7 @@ class Call:
                 f"event data limit ({limits.EVENT_DATA_MAX_BYTES} bytes): the {kind}'s "
                 f"properties are {size} bytes"
             )
-        stamped = self.message.original_timestamp or self.message.timestamp
-        dedupe_id = ulid_for(self.message.message_id, stamped)
+        dedupe_id = ulid_for(self.message.message_id, self.message.original_timestamp)
         person = self.user()
         if person is not None:
             event = PersonEvent(
