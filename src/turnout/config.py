@@ -10,13 +10,18 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the key and what is wrong."""
+
+
+# A limit of 0 (or less) would refuse every request or connection: refused at start instead.
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -34,6 +39,15 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_batch_messages: int = 2500
     cors_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
     role: Literal["all", "ingest", "deliver"] = "all"
+    # Limits on connections (docs/deployment.md): SDKs send well under 1 KB of headers and
+    # browsers rarely over 8 KB (cookies included), so 16 KB refuses only abuse.
+    max_header_bytes: PositiveInt = 16 * 1024  # request line + headers; over it: 431
+    max_headers: PositiveInt = 100  # over it: 431
+    max_url_bytes: PositiveInt = 8 * 1024  # request target; over it: 414
+    header_timeout_s: PositiveSeconds = 10.0  # for a request head to arrive whole
+    body_timeout_s: PositiveSeconds = 30.0  # for a body to arrive whole, from its head's end
+    keep_alive_timeout_s: PositiveSeconds = 5.0  # idle between requests, then closed
+    max_connections: PositiveInt = 1000  # open at once; beyond it new connections get 503
 
 
 class LogConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -68,12 +82,20 @@ class SourceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     write_key: str
 
 
+# Requests per second a connection may send: above zero (a limit of 0 would send nothing, ever)
+# and at most a million (more is no limit at all). The one home of this rule: the file, the
+# management API and the dashboard all check it against these bounds.
+RATE_LIMIT_MIN_EXCLUSIVE = 0.0
+RATE_LIMIT_MAX = 1_000_000.0
+RateLimit = Annotated[float, msgspec.Meta(gt=RATE_LIMIT_MIN_EXCLUSIVE, le=RATE_LIMIT_MAX)]
+
+
 class ConnectionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str
     destination: str
     sources: list[str] = msgspec.field(default_factory=list)
     enabled: bool = True
-    rate_limit: float | None = None
+    rate_limit: RateLimit | None = None  # None: the destination's default
     settings: dict[str, Any] = msgspec.field(default_factory=dict)
 
 

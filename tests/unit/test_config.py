@@ -41,3 +41,26 @@ def test_an_unknown_key_is_an_error_naming_it(tmp_path: Path) -> None:
     path.write_text("[delivery]\nlinger = 5\n")
     with pytest.raises(ConfigError, match="linger"):
         load(path, environ={})
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("0", "Expected `float` > 0.0"),
+        ("-1", "Expected `float` > 0.0"),
+        ("2e6", "Expected `float` <= 1000000.0"),
+    ],
+)
+def test_a_rate_limit_of_zero_negative_or_unbounded_is_refused_naming_it(
+    tmp_path: Path, value: str, problem: str
+) -> None:
+    """Once silently 100 (zero) or 1 request/s (negative): now an error at start."""
+    path = tmp_path / "turnout.toml"
+    path.write_text(
+        '[[sources]]\nname = "web"\nwrite_key = "wk"\n'
+        '[[connections]]\nname = "cio"\ndestination = "customerio"\nsources = ["web"]\n'
+        f"rate_limit = {value}\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load(path, environ={})
+    assert str(raised.value) == f"configuration: {problem} - at `$.connections[0].rate_limit`"

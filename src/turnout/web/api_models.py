@@ -7,13 +7,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from turnout.config import RATE_LIMIT_MAX, RATE_LIMIT_MIN_EXCLUSIVE
 from turnout.web.names import NAME_PATTERN, WRITE_KEY_PATTERN
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["web"])]
 WriteKey = Annotated[str, Field(pattern=WRITE_KEY_PATTERN)]
 # Unix seconds between 1970 and 5138: wide enough for any date, finite for SQLite and the log.
 UnixTime = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
-RateLimit = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
+RateLimit = Annotated[
+    float, Field(gt=RATE_LIMIT_MIN_EXCLUSIVE, le=RATE_LIMIT_MAX, allow_inf_nan=False)
+]
 
 
 class _Body(BaseModel):

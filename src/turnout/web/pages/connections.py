@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from turnout.config import RATE_LIMIT_MAX, RATE_LIMIT_MIN_EXCLUSIVE
 from turnout.destinations import registry
 from turnout.store.models import Connection
 from turnout.store.secrets import mask
@@ -35,8 +36,12 @@ def _rate_limit(form: FormData) -> float | None:
         value = float(text)
     except ValueError:
         raise invalid("rate_limit", "rate_limit: a number of requests per second") from None
-    if not 0 < value <= 1e6:
-        raise invalid("rate_limit", "rate_limit: between 0 and 1000000 requests per second")
+    if not RATE_LIMIT_MIN_EXCLUSIVE < value <= RATE_LIMIT_MAX:
+        raise invalid(
+            "rate_limit",
+            f"rate_limit: above {RATE_LIMIT_MIN_EXCLUSIVE:g} and at most {RATE_LIMIT_MAX:,.0f}"
+            " requests per second",
+        )
     return value
 
 
