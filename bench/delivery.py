@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from harness import free_port, wait_http
+from harness import ADMIN_TOKEN, free_port, wait_http
 
 SITE, KEY, WRITE_KEY = "bench-site", "bench-key", "wk_bench"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
@@ -70,7 +70,7 @@ def turnout(track_url: str, rate_limit: float, enabled: bool = True) -> Iterator
 [server]
 listen = "127.0.0.1:{port}"
 data_dir = "{directory / 'data'}"
-admin_token = "bench"
+admin_token = "{ADMIN_TOKEN}"
 [log]
 sync = "normal"
 [[sources]]
@@ -133,7 +133,7 @@ def throughput(events: int, people: int) -> None:
         emu, limit, enabled=False
     ) as (url, _):
         ingest(url, events, people)
-        headers = {"Authorization": "Bearer bench"}
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         httpx.post(url + "/api/v1/connections/cio/resume", headers=headers).raise_for_status()
         start = time.monotonic()
         # Skip the first second (connection warm-up), then time a steady stretch.

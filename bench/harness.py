@@ -8,6 +8,8 @@ import time
 
 import httpx
 
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"  # Turnout refuses one under 32 characters
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import free_port, wait_http
+from harness import ADMIN_TOKEN, free_port, wait_http
 
 WRITE_KEY = "wk_bench"
 EVENTS_PER_BATCH = 100
@@ -158,7 +158,7 @@ def start_turnout(workdir: Path, sync: str) -> Server:
 [server]
 listen = "127.0.0.1:{port}"
 data_dir = "{data}"
-admin_token = "bench"
+admin_token = "{ADMIN_TOKEN}"
 
 [log]
 sync = "{sync}"

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import contextlib
 
 from delivery import KEY, SITE, WRITE_KEY, delivered_events, emulator, ingest
-from harness import free_port, wait_http
+from harness import ADMIN_TOKEN, free_port, wait_http
 
 NATS_URL = os.environ.get("TURNOUT_TEST_NATS_URL", "nats://127.0.0.1:4222")
 PG_URL = os.environ.get("TURNOUT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -53,7 +53,7 @@ def start(role: str, track_url: str, env: dict[str, str]) -> tuple[str, subproce
 [server]
 listen = "127.0.0.1:{port}"
 data_dir = "{directory / "data"}"
-admin_token = "bench"
+admin_token = "{ADMIN_TOKEN}"
 [[sources]]
 name = "web"
 write_key = "{WRITE_KEY}"
@@ -131,7 +131,7 @@ def run(deliverers: int, events: int, people: int) -> float:
             for deliver_url in urls:  # each process resumes its own lanes at once
                 httpx.post(
                     deliver_url + "/api/v1/connections/cio/resume",
-                    headers={"Authorization": "Bearer bench"},
+                    headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                     timeout=10,
                 ).raise_for_status()
             while delivered_events(emu) == 0:
@@ -144,7 +144,7 @@ def run(deliverers: int, events: int, people: int) -> float:
                 for deliver_url in urls:
                     status = httpx.get(
                         deliver_url + "/api/v1/connections/cio",
-                        headers={"Authorization": "Bearer bench"},
+                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                         timeout=10,
                     ).json()
                     print(f"  stalled: {deliver_url}: {status}", flush=True)

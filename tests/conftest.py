@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from services import services_required, skip_or_fail
 from support import API_KEY, SITE_ID, TurnoutProcess, started_url, write_config
 from turnout.emulators.customerio import (
     CustomerIOEmulator,
@@ -23,8 +23,19 @@ from turnout.emulators.customerio import (
 # CI replays the same generated inputs every run, so a red run is always the code's doing and
 # reproducible; elsewhere every run explores new inputs (raise TURNOUT_FUZZ_EXAMPLES to dig).
 settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("TURNOUT_REQUIRE_SERVICES"):
+if services_required():
     settings.load_profile("ci")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Where nothing may skip (CI), a skip that did not come through `skip_or_fail` (a bare
+    `pytest.skip`, a `skipif` mark, a plugin's) fails all the same."""
+    outcome: Any = yield
+    report = outcome.get_result()
+    if report.skipped and services_required() and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped where nothing may skip (CI): {report.longrepr}"
 
 
 @pytest.fixture
@@ -55,9 +66,7 @@ def browser() -> Iterator[Any]:
     """One Chromium per test module. Not per session: Playwright's sync API keeps an event loop
     running on the main thread while it lives, which would break every asyncio test after it."""
     if not CHROMIUM.exists():
-        if os.environ.get("TURNOUT_REQUIRE_SERVICES"):
-            pytest.fail(f"{CHROMIUM} is missing (apt-get install -y chromium)")
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium to run browser tests")
+        skip_or_fail(f"{CHROMIUM} is missing: apt-get install -y chromium to run browser tests")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

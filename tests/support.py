@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 SITE_ID = "site-123"
 API_KEY = "key-456"
 WRITE_KEY = "wk_test"
+ADMIN_TOKEN = "adm_test-token-0123456789abcdefghijkl"  # Turnout refuses one under 32 characters
 
 
 def free_port() -> int:
@@ -47,8 +48,11 @@ def write_config(
     extra: str = "",
     settings: str = "",
     connection: str = "",
+    server: str = "",
 ) -> Path:
-    """The configuration shape users write (the README's), pointed at the emulator."""
+    """The configuration shape users write (the README's), pointed at the emulator.
+
+    `server` is added to `[server]`, `extra` to `[delivery]` (or after it, as new sections)."""
     port = port or free_port()
     path = directory / "turnout.toml"
     path.write_text(
@@ -56,7 +60,8 @@ def write_config(
 [server]
 listen = "127.0.0.1:{port}"
 data_dir = "{directory / "data"}"
-admin_token = "admin-test-token"
+admin_token = "{ADMIN_TOKEN}"
+{server}
 
 [log]
 sync = "normal"
@@ -89,9 +94,12 @@ track_url = "{track_url}"
 class TurnoutProcess:
     """`turnout serve --config ...` in its own process, as a user runs it."""
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.config = config
         self.env = {**os.environ, "CIO_API_KEY": API_KEY, **(env or {})}
+        self.args = args  # more `turnout serve` options, e.g. ("--log-level", "debug")
         text = config.read_text()
         listen = text.split('listen = "', 1)[1].split('"', 1)[0]
         self.url = f"http://{listen}"
@@ -101,7 +109,7 @@ class TurnoutProcess:
     def start(self, timeout: float = 20.0) -> TurnoutProcess:
         handle = self.output.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "turnout", "serve", "--config", str(self.config)],
+            [sys.executable, "-m", "turnout", "serve", "--config", str(self.config), *self.args],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=self.env,
@@ -137,7 +145,7 @@ class TurnoutProcess:
         return httpx.post(self.url + path, json=body, headers=basic(write_key), timeout=10, **kw)
 
     def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        headers = {"Authorization": "Bearer admin-test-token"}
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         return httpx.request(method, self.url + "/api/v1" + path, headers=headers, timeout=10, **kw)
 
     def __enter__(self) -> TurnoutProcess:

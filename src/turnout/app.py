@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from turnout.config import Config, ConfigError
+from turnout.datadir import create_private, prepare
 from turnout.delivery.manager import DeliveryManager
 from turnout.destinations import registry
 from turnout.ingest.accept import Ingestor, Limits
@@ -30,6 +31,7 @@ from turnout.store.sqlite import Store
 from turnout.tap import Tap
 from turnout.web.api import build_api
 from turnout.web.dashboard import build_dashboard
+from turnout.web.token_check import TokenCheck
 
 log = logging.getLogger("turnout")
 
@@ -51,6 +53,7 @@ class Turnout:
     def __init__(self, config: Config) -> None:
         self.config = config
         data = config.data_path
+        prepare(data)  # first: everything below may create files in it
         self.tap = Tap()
         self.box = SecretBox(load_or_create_key(data, config.server.secret_key or None))
         self.store: Store = self._make_store()
@@ -168,8 +171,7 @@ class Turnout:
         if path.exists():
             return path.read_text().strip()
         token = "adm_" + secrets.token_urlsafe(24)
-        path.touch(mode=0o600)
-        path.write_text(token)
+        create_private(path, token.encode())
         self.first_start.admin_token = token
         return token
 
@@ -234,7 +236,17 @@ def build_app(config: Config, turnout: Turnout | None = None) -> FrontDoor:
             return JSONResponse({"status": "starting"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    async def metrics_page(_: Request) -> Response:
+    tokens = TokenCheck(
+        lambda: service.admin_token,
+        config.server.auth_failure_limit,
+        config.server.auth_failure_window_s,
+    )
+
+    async def metrics_page(request: Request) -> Response:
+        if config.server.metrics_auth:
+            refused = tokens.bearer(request, "metrics")
+            if refused is not None:
+                return JSONResponse(refused.body(), refused.status, headers=refused.headers)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     async def home(_: Request) -> Response:
@@ -251,6 +263,7 @@ def build_app(config: Config, turnout: Turnout | None = None) -> FrontDoor:
             config.server.public_url,
             config.server.cors_origins,
         )
-    app.mount("/api/v1", build_api(service))
-    app.mount("/dashboard", build_dashboard(service))
+    api = build_api(service, tokens)
+    app.mount("/api/v1", api)
+    app.mount("/dashboard", build_dashboard(service, tokens, api.openapi))
     return FrontDoor(app, tracking)

@@ -12,13 +12,19 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
 
 from turnout import config as config_module
 from turnout.config import Config, ConfigError
+
+if TYPE_CHECKING:
+    from turnout.app import Turnout
+    from turnout.history import Identity
+
+PERSON_CALLS = 200  # calls `trace --user` shows at once (the history module's page size)
 
 app = typer.Typer(
     help="Turnout: a customer data router. Tracking calls in, Customer.io out, nothing lost.",
@@ -47,6 +53,18 @@ def _load(path: Path | None, data_dir: str | None = None) -> Config:
     return loaded
 
 
+def _service(loaded: Config) -> Turnout:
+    """The `Turnout` of this configuration; what it refuses at start (an unusable data
+    directory, a missing secret key) is a configuration error like the file's own: exit 2."""
+    from turnout.app import Turnout
+
+    try:
+        return Turnout(loaded)
+    except ConfigError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def serve(
     config: ConfigOption = None,
@@ -60,7 +78,8 @@ def serve(
     """Run Turnout: tracking API, delivery, dashboard and management API in one process."""
     import uvicorn
 
-    from turnout.app import Turnout, build_app
+    from turnout.app import build_app
+    from turnout.http_limits import allow_descriptors, protocol_class
 
     loaded = _load(config, data_dir)
     if listen:
@@ -73,14 +92,20 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if log_level.lower() != "debug":
+        # httpx logs every request it sends at INFO: a line per batch sent to a destination.
+        # Turnout logs what changes instead (a connection paused, its credentials rejected).
+        for chatty in ("httpx", "httpcore"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     host, port = loaded.host_port
-    service = Turnout(loaded)
+    service = _service(loaded)
 
     def ready() -> None:
         _tune_runtime()
         _announce(service, host, port)
 
     service.on_ready = ready
+    allow_descriptors(loaded.server.max_connections)
     uvicorn.run(
         build_app(loaded, service),
         host=host,
@@ -88,7 +113,7 @@ def serve(
         log_level="warning",
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=protocol_class(loaded.server),  # httptools, with [server]'s connection limits
         timeout_graceful_shutdown=20,
     )
 
@@ -241,17 +266,41 @@ def replay(
 
 @app.command()
 def trace(
-    message_id: Annotated[str, typer.Argument(help="The messageId to look up")],
+    message_id: Annotated[str | None, typer.Argument(help="The messageId to look up")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Instead: every call of this userId")
+    ] = None,
+    anonymous_id: Annotated[
+        str | None,
+        typer.Option("--anonymous-id", help="Instead: every call of this anonymousId"),
+    ] = None,
+    after: Annotated[
+        int, typer.Option(min=0, help="With --user/--anonymous-id: start after this log offset")
+    ] = 0,
+    limit: Annotated[
+        int, typer.Option(min=1, help="With --user/--anonymous-id: show at most this many calls")
+    ] = PERSON_CALLS,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Show what happened to one message for each connection (works while Turnout is stopped)."""
-    from turnout.app import Turnout
-
+    """Show what happened to one message for each connection, or to every call of one person,
+    in order (works while Turnout is stopped)."""
+    if sum(value is not None for value in (message_id, user, anonymous_id)) != 1:
+        typer.secho(
+            "error: give one of MESSAGE_ID, --user ID or --anonymous-id ID", fg="red", err=True
+        )
+        raise typer.Exit(2)
     loaded = _load(config, data_dir)
+    if user is not None:
+        _trace_person(loaded, "userId", user, after, limit)
+        return
+    if anonymous_id is not None:
+        _trace_person(loaded, "anonymousId", anonymous_id, after, limit)
+        return
+    assert message_id is not None
 
     async def look() -> list[Any]:
-        service = Turnout(loaded)
+        service = _service(loaded)
         await service.store.start()
         try:
             return await service.store.trace(message_id)
@@ -273,6 +322,53 @@ def trace(
             typer.echo(f"  answered: {r.response[:500]}")
 
 
+def _trace_person(loaded: Config, identity: Identity, value: str, after: int, limit: int) -> None:
+    """Every call of one person the log keeps, oldest first, each with its fate per connection.
+
+    The SQLite log is read without being started: starting would run a writer and checkpoints
+    beside those of a server running on the same files, and reading needs neither."""
+    from turnout.history import History, PersonCalls, call_label
+    from turnout.log.sqlite import SQLiteLog
+
+    async def look() -> PersonCalls:
+        service = _service(loaded)
+        if isinstance(service.log, SQLiteLog) and not service.log.path.exists():
+            return PersonCalls(identity, value, [], None)  # Turnout never ran here: nothing kept
+        await service.store.start()
+        if not isinstance(service.log, SQLiteLog):
+            await service.log.start()
+        try:
+            return await History(service.log, service.store).person(
+                identity, value, after=after, limit=limit
+            )
+        finally:
+            await service.log.close()
+            await service.store.close()
+
+    found = asyncio.run(look())
+    flag = "--user" if identity == "userId" else "--anonymous-id"
+    if not found.calls:
+        later = f" after offset {after}" if after else ""
+        typer.echo(f"no call with {identity} {value} is kept{later}")
+        raise typer.Exit(1)
+    typer.echo(f"{len(found.calls)} call(s) with {identity} {value}, oldest first:")
+    for call in found.calls:
+        m = call.message
+        typer.echo(
+            f"{m.get('timestamp')}  {m.get('source')}  {m.get('type')}  {call_label(m)}"
+            f"  (messageId {call.message_id})"
+        )
+        if not call.fates:
+            typer.echo("  pending: no connection has recorded it yet")
+        for r in call.fates:
+            resolved = r.attempts > 1 and r.fate.resolved  # a retry's detail names its attempt
+            attempts = f" after {r.attempts} attempts" if resolved else ""
+            detail = f": {r.detail}" if r.detail else ""
+            typer.echo(f"  {r.connection}: {r.fate.value}{attempts}{detail}")
+    if found.more_after is not None:
+        typer.echo(f"more calls follow: turnout trace {flag} {value} --after {found.more_after}")
+
+
 @app.command("check-connection")
 def check_connection(
     name: Annotated[str, typer.Argument(help="Connection name")],
@@ -280,7 +376,6 @@ def check_connection(
     data_dir: DataDirOption = None,
 ) -> None:
     """Verify a connection's credentials with the destination (and its region)."""
-    from turnout.app import Turnout
     from turnout.delivery.gate import RateGate
     from turnout.delivery.manager import parse_settings
     from turnout.destinations import registry
@@ -288,7 +383,7 @@ def check_connection(
     loaded = _load(config, data_dir)
 
     async def check() -> Any:
-        service = Turnout(loaded)
+        service = _service(loaded)
         await service.store.start()
         try:
             await service._apply_file_config()

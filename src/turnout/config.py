@@ -31,7 +31,17 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # empty = taken from each request's Host header.
     public_url: str = ""
     # Bearer token for the management API and the dashboard sign-in; generated when empty.
+    # At least MIN_ADMIN_TOKEN characters when set.
     admin_token: str = ""
+    # Wrong admin tokens one client address may present within the window (dashboard sign-in,
+    # management API and a protected /metrics together) before it is answered 429.
+    auth_failure_limit: PositiveInt = 10
+    auth_failure_window_s: PositiveSeconds = 600.0
+    # Whether /metrics needs `Authorization: Bearer <admin token>` (open by default).
+    metrics_auth: bool = False
+    # Whether the API description (/dashboard/api-docs, /api/v1/openapi.json) is open to
+    # anyone; by default it needs the dashboard sign-in or the bearer token.
+    api_docs_public: bool = False
     # Fernet key for secrets at rest; generated into data_dir/secret.key when empty.
     secret_key: str = ""
     max_message_bytes: int = 32 * 1024
@@ -118,8 +128,11 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 def resolve_secret(value: Any, where: str, environ: Mapping[str, str] | None = None) -> Any:
-    """`env:NAME` reads the secret from the environment, so it never sits in the file."""
+    """`env:NAME` reads the secret from the environment, so it never sits in the file; in a
+    table (e.g. a webhook's headers) each value may be one."""
     env = os.environ if environ is None else environ
+    if isinstance(value, dict):
+        return {key: resolve_secret(v, f"{where}.{key}", env) for key, v in value.items()}
     if isinstance(value, str) and value.startswith("env:"):
         name = value[4:]
         if name not in env:
@@ -170,7 +183,17 @@ def _apply_environment(raw: dict[str, Any], environ: Any) -> None:
                     raw.setdefault(section, {})[field] = value
 
 
+MIN_ADMIN_TOKEN = 32  # characters: a configured token must resist guessing as a generated one
+
+
 def _check(config: Config) -> None:
+    token = config.server.admin_token
+    if token and len(token) < MIN_ADMIN_TOKEN:
+        raise ConfigError(
+            f"server.admin_token (TURNOUT_ADMIN_TOKEN): {len(token)} characters, at least"
+            f" {MIN_ADMIN_TOKEN} are required; generate one with:"
+            " python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
     try:
         config.host_port  # noqa: B018  # validates the listen address
     except ValueError:

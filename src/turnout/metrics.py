@@ -73,3 +73,9 @@ CONNECTION_STATE = Gauge(
     ["connection", "reason"],
     registry=REGISTRY,
 )
+HTTP_REFUSED = Counter(
+    "turnout_http_refused",
+    "Requests or connections the HTTP server refused at a limit of [server], by reason",
+    ["reason"],
+    registry=REGISTRY,
+)

@@ -2,26 +2,23 @@
 
 Ingest and the lanes publish; the dashboard's stream subscribes. Publishing never blocks and never
 grows memory: each subscriber has a small queue, and a subscriber too slow to keep up misses
-entries (the debugger is a sample, the store is the record).
+entries (the debugger is a sample, the store is the record). Nothing is kept for later
+subscribers: a stream starts from the record (log and store), which also survives a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import Any
 
-RECENT = 200
 SUBSCRIBER_QUEUE = 500
 
 
 class Tap:
     def __init__(self) -> None:
-        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
 
     def publish(self, item: dict[str, Any]) -> None:
-        self.recent.append(item)
         for queue in self._subscribers:
             if queue.qsize() < SUBSCRIBER_QUEUE:
                 queue.put_nowait(item)

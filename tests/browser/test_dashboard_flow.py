@@ -13,12 +13,12 @@ from playwright.sync_api import expect
 from screens import shoot
 from segment.analytics import Client
 
-from support import API_KEY, SITE_ID, TurnoutProcess, free_port, wait_until
+from support import ADMIN_TOKEN, API_KEY, SITE_ID, TurnoutProcess, free_port, wait_until
 from turnout.emulators.customerio import CustomerIOEmulator
 
 pytestmark = pytest.mark.browser
 
-TOKEN = "admin-browser-token"
+TOKEN = ADMIN_TOKEN
 NEW_KEY = "key-rotated-789"
 
 

@@ -1,32 +1,27 @@
 """What the compatibility tests need from the machine: Node.js with the SDKs, and Chromium.
 
 They are skipped, saying why, only when the tool is missing and TURNOUT_REQUIRE_SERVICES is not
-set; with it set (CI), a missing tool is a failure.
+set; with it set (CI), a missing tool is a failure (`services.skip_or_fail`).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from services import skip_or_fail
+
 NODE_DIR = Path(__file__).parent / "node"
-
-
-def missing(reason: str) -> None:
-    if os.environ.get("TURNOUT_REQUIRE_SERVICES"):
-        pytest.fail(f"{reason} (TURNOUT_REQUIRE_SERVICES is set)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def node_sdks() -> Path:
     """tests/compat/node with its packages installed (scripts/test.sh installs them)."""
     if shutil.which("node") is None or shutil.which("npm") is None:
-        missing("Node.js/npm not installed: the JavaScript SDKs cannot run")
+        skip_or_fail("Node.js/npm not installed: the JavaScript SDKs cannot run")
     if not (NODE_DIR / "node_modules" / "@segment" / "analytics-next").exists():
         subprocess.run(
             ["npm", "install", "--no-audit", "--no-fund", "--silent"],

@@ -34,6 +34,7 @@ import msgspec
 from turnout.delivery.gate import Unlimited
 from turnout.destinations.customerio.client import CustomerIOClient
 from turnout.destinations.customerio.mapping import map_message
+from turnout.destinations.customerio.operations import AnonymousEvent, PersonEvent
 from turnout.destinations.customerio.settings import CustomerIOSettings, parse_settings
 from turnout.emulators.customerio import CustomerIOEmulator
 from turnout.emulators.customerio.model import as_string
@@ -44,6 +45,8 @@ from turnout.spec.normalise import RequestFacts, normalise, stored_message
 HERE = Path(__file__).parent
 CASES_PATH = HERE / "peer_cases.json"
 DELIBERATE_PATH = HERE / "deliberate.json"
+# Turnout's own requests (api = "v2") for every deliberately different case, reviewed by hand.
+REQUESTS_PATH = HERE / "turnout_requests.json"
 
 # When the input carries no time at all, ingest's clock is pinned to the time the Segment cases
 # are pinned to, so a run is reproducible.
@@ -139,6 +142,8 @@ class TurnoutRun:
     sent: list[bool] = field(default_factory=list)  # per input: did it lead to any request?
     send_failures: list[str] = field(default_factory=list)
     operations: int = 0
+    # Event dedupe id -> "<dedupe id of input N>", how `sent_requests` shows it.
+    dedupe_ids: dict[str, str] = field(default_factory=dict)
 
 
 def run_turnout(case: dict[str, Any], emulator: CustomerIOEmulator, api: str) -> TurnoutRun:
@@ -159,6 +164,9 @@ def run_turnout(case: dict[str, Any], emulator: CustomerIOEmulator, api: str) ->
             continue
         mapped = map_message(message, settings)
         run.sent.append(bool(mapped.operations))
+        for op in mapped.operations:
+            if isinstance(op, PersonEvent | AnonymousEvent):
+                run.dedupe_ids.setdefault(op.id, f"<dedupe id of input {index}>")
         if mapped.filtered is not None:
             run.outcomes.append(f"input {index}: filtered: {mapped.filtered}")
         elif mapped.rejected is not None:
@@ -192,6 +200,41 @@ async def _send(settings: CustomerIOSettings, operations: list[Any]) -> list[Any
         return await client.send(operations)
     finally:
         await client.aclose()
+
+
+def load_requests() -> dict[str, list[dict[str, Any]]]:
+    """Case id -> the requests Turnout is expected to send for it (`sent_requests`' form)."""
+    recorded: dict[str, list[dict[str, Any]]] = json.loads(REQUESTS_PATH.read_text())
+    return recorded
+
+
+def sent_requests(emulator: CustomerIOEmulator, run: TurnoutRun) -> list[dict[str, Any]]:
+    """Every request Customer.io (the emulator) received: method, path with query, JSON body.
+
+    Event dedupe ids are shown as the input they were derived from (`<dedupe id of input 0>`):
+    how an id is derived is the dedupe module's promise, tested there, and an input without a
+    `messageId` gets a random one. The list is sorted: requests about different people are sent
+    concurrently, so the order they arrive in is not part of the contract.
+    """
+    found = [
+        {
+            "method": request.method,
+            "path": request.path + (f"?{request.query}" if request.query else ""),
+            "body": _named_ids(request.body, run.dedupe_ids),
+        }
+        for request in emulator.requests
+    ]
+    return sorted(found, key=lambda request: json.dumps(request, sort_keys=True))
+
+
+def _named_ids(value: Any, names: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {key: _named_ids(item, names) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_named_ids(item, names) for item in value]
+    if isinstance(value, str):
+        return names.get(value, value)
+    return value
 
 
 # -- the peer's side --------------------------------------------------------------------------

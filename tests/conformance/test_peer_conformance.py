@@ -21,14 +21,17 @@ from peer_harness import (
     inputs_of,
     load_cases,
     load_deliberate,
+    load_requests,
     replay_peer,
     run_turnout,
+    sent_requests,
 )
 
 from turnout.emulators.customerio import CustomerIOEmulator
 
 CASES = load_cases()
 DELIBERATE = load_deliberate()
+TURNOUT_REQUESTS = load_requests()
 ERROR_CASES: dict[str, dict[str, str]] = json.loads(DELIBERATE_PATH.read_text())["error_cases"]
 DOCS = Path(__file__).parents[2] / "docs" / "destinations" / "customerio.md"
 CASE_ID = re.compile(r"\b(?:rs|sg)-\d{3}\b")
@@ -53,6 +56,7 @@ def test_peer_case(
     turnout_side.reset()
     v2_run = run_turnout(case, turnout_side, "v2")
     v2 = canonical(turnout_side)
+    v2_requests = sent_requests(turnout_side, v2_run)
     v2_dropped = dropped(turnout_side)
     turnout_side.reset()
     v1_run = run_turnout(case, turnout_side, "v1")
@@ -102,6 +106,17 @@ def test_peer_case(
             ],
             **details,
         )
+        # Differing from the peer is not enough: Turnout sends exactly the reviewed requests.
+        expected = TURNOUT_REQUESTS[case_id]
+        assert v2_requests == expected, _report(
+            case,
+            [
+                "Turnout's requests differ from tests/conformance/turnout_requests.json "
+                "(after a deliberate change: record_requests.py, then review every changed case)"
+            ],
+            expected=[json.dumps(r, sort_keys=True) for r in expected],
+            sent=[json.dumps(r, sort_keys=True) for r in v2_requests],
+        )
         TALLY[case_id] = "deliberate"
 
 
@@ -131,6 +146,7 @@ def test_every_listed_case_exists() -> None:
     ids = {c["id"] for c in CASES}
     assert len(ids) == len(CASES), "case ids must be unique"
     assert set(DELIBERATE) <= ids
+    assert set(TURNOUT_REQUESTS) == set(DELIBERATE), "every listed case has its recorded requests"
     assert set(ERROR_CASES) == {c["id"] for c in ERRORS}
 
 

@@ -277,6 +277,68 @@ def test_anonymous_page_view_joins_the_person_at_identify(setup: Setup) -> None:
     assert setup.emulator.state.anonymous_activity(anonymous_id) == []
 
 
+def test_page_without_name_url_or_path_is_a_page_view_named_page_view(setup: Setup) -> None:
+    setup.send("/v1/page", {"userId": setup.id("unnamed-page"), "properties": {"title": "Hi"}})
+    person = setup.person("unnamed-page", lambda p: len(p.activity) == 1)
+    (view,) = person.activity
+    assert (view.type, view.name, view.data) == ("page", "Page View", {"title": "Hi"})
+
+
+def test_anonymous_page_without_name_or_url_is_named_page_view(setup: Setup) -> None:
+    visitor = setup.id("unnamed-visitor")
+    setup.send("/v1/page", {"anonymousId": visitor})
+    (view,) = wait_until(
+        lambda: setup.emulator.state.anonymous_activity(visitor), what="the anonymous page"
+    )
+    assert (view.type, view.name, view.data) == ("page", "Page View", {})
+
+
+def test_screen_without_a_name_is_a_screen_view_named_screen_view(setup: Setup) -> None:
+    setup.send("/v1/screen", {"userId": setup.id("unnamed-screen"), "properties": {"tab": "a"}})
+    person = setup.person("unnamed-screen", lambda p: len(p.activity) == 1)
+    (view,) = person.activity
+    assert (view.type, view.name, view.data) == ("screen", "Screen View", {"tab": "a"})
+
+
+def test_an_anonymous_id_equal_to_the_user_id_is_not_recorded(setup: Setup) -> None:
+    user = setup.id("same-ids")
+    setup.send("/v1/identify", {"userId": user, "anonymousId": user, "traits": {"plan": "pro"}})
+    setup.send("/v1/track", {"userId": user, "anonymousId": user, "event": "Clicked"})
+    person = setup.person("same-ids", lambda p: "plan" in p.attributes and bool(p.activity))
+    assert person.anonymous_ids == []
+    assert "anonymous_id" not in person.attributes
+    # What went over the wire about the person: the update and the event, no anonymous_id update.
+    assert sent_about(setup, user) == [
+        {"action": "identify", "attributes": {"plan": "pro"}},
+        {"action": "event", "name": "Clicked", "attributes": {}},
+    ]
+
+
+_ADDRESS_AND_TIME = ("type", "identifiers", "timestamp", "id")
+
+
+def sent_about(setup: Setup, user: str) -> list[dict[str, Any]]:
+    """The operations Customer.io accepted about one person, in the order they arrived, in the v2
+    item shape whichever API the connection uses (timestamps and dedupe ids left out)."""
+    found: list[dict[str, Any]] = []
+    for request in setup.emulator.requests:
+        if request.status != 200:
+            continue
+        if request.path == "/api/v2/batch":
+            found.extend(
+                {k: v for k, v in item.items() if k not in _ADDRESS_AND_TIME}
+                for item in request.body["batch"]
+                if item.get("identifiers") == {"id": user}
+            )
+        elif request.path == f"/api/v1/customers/{user}":
+            body = {k: v for k, v in request.body.items() if k != "_timestamp"}
+            found.append({"action": "identify", "attributes": body})
+        elif request.path == f"/api/v1/customers/{user}/events":
+            body = request.body
+            found.append({"action": body["type"], "name": body["name"], "attributes": body["data"]})
+    return found
+
+
 def test_45_traits_all_reach_the_person(setup: Setup) -> None:
     traits = {f"trait_{n:02}": n for n in range(45)}
     message_id = setup.send("/v1/identify", {"userId": setup.id("many"), "traits": traits})

@@ -96,10 +96,37 @@ track_url = "{broken.url}"
             assert status["held"] == 50 or status["blocked_people"] > 0
 
 
-def test_kill_during_load_loses_nothing_and_duplicates_nothing(
+KILL_PEOPLE = 40
+KILL_RATE_LIMIT = 50  # requests/s
+KILL_BATCH = 10  # operations per request
+
+
+def _sending(emulator: CustomerIOEmulator) -> bool:
+    """Whether requests are arriving right now (one within a few milliseconds)."""
+    before = emulator.requests.total
+    deadline = time.monotonic() + 0.005
+    while time.monotonic() < deadline:
+        if emulator.requests.total != before:
+            return True
+    return False
+
+
+def test_a_kill_9_under_load_loses_nothing_and_resends_only_what_was_unrecorded(
     tmp_path: Path, emulator: CustomerIOEmulator
 ) -> None:
-    config = write_config(tmp_path, started_url(emulator))
+    """kill -9 while the lane sends. Every acknowledged event arrives, in order per person; and
+    counted at the emulator, which sees every request (also those whose event it drops as a
+    repeat), the events sent twice are only those the lane had sent without recording their
+    fate: requests in flight or answered since its last write of fates (every 100 ms). The rate
+    limit bounds them: it counts a request until a second after its answer, so at most
+    `rate_limit` requests of `batch_size` events were in flight or answered in the last second."""
+    emulator.configure(record_limit=100_000)
+    config = write_config(
+        tmp_path,
+        started_url(emulator),
+        connection=f"rate_limit = {KILL_RATE_LIMIT}",
+        settings=f"batch_size = {KILL_BATCH}",
+    )
     acknowledged: list[tuple[str, int]] = []
     turnout = TurnoutProcess(config).start()
     stop = threading.Event()
@@ -109,8 +136,8 @@ def test_kill_during_load_loses_nothing_and_duplicates_nothing(
             n = 0
             while not stop.is_set():
                 batch = [
-                    {"type": "track", "userId": f"k{(n + j) % 7}", "event": f"e {n + j}"}
-                    for j in range(10)
+                    {"type": "track", "userId": f"k{(n + j) % KILL_PEOPLE}", "event": f"e {n + j}"}
+                    for j in range(20)
                 ]
                 try:
                     r = client.post(turnout.url + "/v1/batch", json={"batch": batch})
@@ -118,14 +145,18 @@ def test_kill_during_load_loses_nothing_and_duplicates_nothing(
                     break
                 if r.status_code == 200:
                     acknowledged.extend((b["userId"], n + j) for j, b in enumerate(batch))
-                n += 10
+                n += 20
+                stop.wait(0.02)  # about twice what the lane may send: a backlog builds up
 
     loader = threading.Thread(target=load)
     loader.start()
-    wait_until(lambda: len(acknowledged) > 300, what="some load")
+    wait_until(lambda: emulator.requests.total > 2 * KILL_RATE_LIMIT, what="two windows sent")
+    wait_until(lambda: _sending(emulator), what="a moment when requests are on their way")
     turnout.kill()
+    killed_at = time.time()
     stop.set()
     loader.join()
+    sent_before_kill = sum(emulator.requests.sends_by_id.values())
 
     with TurnoutProcess(config):
         expected = Counter(person for person, _ in acknowledged)
@@ -134,14 +165,28 @@ def test_kill_during_load_loses_nothing_and_duplicates_nothing(
             def caught_up(p: str = person, c: int = count) -> bool:
                 return len(_events(emulator, p)) >= c
 
-            wait_until(caught_up, timeout=60, what=f"{count} events of {person}")
-        for person in expected:
-            names = _events(emulator, person)
-            numbers = [int(n.split()[1]) for n in names]
-            acked = sorted(n for p, n in acknowledged if p == person)
-            assert set(acked) <= set(numbers), "an acknowledged event is missing"
-            assert len(numbers) == len(set(numbers)), "an event reached Customer.io twice"
-            assert numbers == sorted(numbers), "order per person was not kept"
+            wait_until(caught_up, timeout=90, what=f"{count} events of {person}")
+    for person in expected:
+        numbers = [int(n.split()[1]) for n in _events(emulator, person)]
+        acked = sorted(n for p, n in acknowledged if p == person)
+        assert set(acked) <= set(numbers), "an acknowledged event is missing"
+        assert numbers == sorted(set(numbers)), "order per person was not kept"
+
+    sends = emulator.requests.sends_by_id
+    resent = {i for i, n in sends.items() if n > 1}
+    extra = sum(sends.values()) - len(sends)
+    first_sent: dict[str, float] = {}
+    for request in emulator.requests:
+        for item in request.body.get("batch", []) if isinstance(request.body, dict) else []:
+            first_sent.setdefault(item.get("id"), request.received_at)
+    oldest = max((killed_at - first_sent[i] for i in resent), default=0.0)
+    print(
+        f"{len(acknowledged)} events acknowledged, {sent_before_kill} sends before the kill,"
+        f" {len(sends)} distinct ids, {len(resent)} sent twice ({extra} extra sends),"
+        f" first sent at most {oldest:.2f} s before the kill"
+    )
+    assert max(sends.values()) <= 2, "an event was sent more than once after the restart"
+    assert extra <= KILL_RATE_LIMIT * KILL_BATCH, f"{extra} extra sends"
 
 
 def test_an_outage_of_5xx_then_429_is_ridden_out(

@@ -9,7 +9,7 @@ import httpx
 import msgspec
 import pytest
 
-from support import started_url
+from support import started_url, wait_until
 from turnout.emulators.customerio import CustomerIOEmulator, EmulatorConfig, run_emulator
 
 SITE, KEY = "S", "K"
@@ -59,10 +59,14 @@ def test_throttle_sends_retry_after(client: httpx.Client, emu: CustomerIOEmulato
 
 
 def test_fail_for_a_duration(client: httpx.Client, emu: CustomerIOEmulator) -> None:
-    emu.faults.fail_for(0.3, status=500)
-    assert identify(client).status_code == 500
-    time.sleep(0.35)
-    assert identify(client).status_code == 200
+    added = time.time()
+    emu.faults.fail_for(1.0, status=500)
+    wait_until(lambda: identify(client).status_code == 200, timeout=30, what="the outage's end")
+    # By the emulator's clock: 500 while the outage lasted, 200 once it was over.
+    answers = [(r.received_at - added, r.status) for r in emu.requests]
+    assert answers[0][1] == 500 and answers[-1][1] == 200, answers
+    assert all(status == 500 for at, status in answers if at < 0.95), answers
+    assert all(status == 200 for at, status in answers if at > 1.05), answers
 
 
 def test_fail_a_fraction(client: httpx.Client, emu: CustomerIOEmulator) -> None:
@@ -112,13 +116,17 @@ def test_revoked_key_gets_401_until_restored(client: httpx.Client, emu: Customer
 
 
 def test_rate_limit_token_bucket(client: httpx.Client, emu: CustomerIOEmulator) -> None:
-    emu.faults.rate_limit(5, 1.0)
+    emu.faults.rate_limit(5, 25.0)  # a burst of 5, then one every 5 s: none refills below
     statuses = [identify(client).status_code for _ in range(7)]
-    assert statuses[:5] == [200] * 5 and statuses[5:] == [429, 429]
+    assert statuses == [200] * 5 + [429, 429]
     r = identify(client)
-    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
-    time.sleep(0.25)
-    assert identify(client).status_code == 200  # refilled at 5/s
+    assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 5
+
+    emu.faults.rate_limit(1, 0.2)  # one at a time, refilled at 5/s
+    assert identify(client).status_code == 200
+    wait_until(lambda: identify(client).status_code == 200, timeout=30, what="a refilled token")
+    first, second = [r.received_at for r in emu.requests if r.status == 200][-2:]
+    assert second - first >= 0.2 - 0.02  # not before the bucket refilled (emulator's clock)
     emu.faults.rate_limit(None)
     assert all(identify(client).status_code == 200 for _ in range(20))
 

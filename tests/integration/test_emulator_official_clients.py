@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
+from services import import_or_skip, skip_or_fail
 from support import started_url
 from turnout.emulators.customerio import CustomerIOEmulator, EmulatorConfig, run_emulator
 
-customerio = pytest.importorskip("customerio")
-trustme = pytest.importorskip("trustme")
+customerio = import_or_skip("customerio")
+trustme = import_or_skip("trustme")
 
 SITE, KEY = "site-123", "key-456"
 ULID = "01HZX3KBJ5Q6Y7W8E9R0T1ABCD"
@@ -203,7 +204,7 @@ def _node_client_ready() -> str | None:
 def test_node_client_full_surface(tmp_path: Path) -> None:
     reason = _node_client_ready()
     if reason is not None:
-        pytest.skip(reason)
+        skip_or_fail(reason)
     with run_emulator(EmulatorConfig(site_id=SITE, api_key=KEY)) as emu:
         body = NODE_SCRIPT.replace("%SITE%", SITE).replace("%KEY%", KEY).replace("%ULID%", ULID)
         script_path = tmp_path / "drive.cjs"

@@ -11,7 +11,7 @@ import httpx
 import msgspec
 import pytest
 
-from support import started_url
+from support import started_url, wait_until
 from turnout.emulators.customerio import CustomerIOEmulator, EmulatorConfig, run_emulator
 
 SITE, KEY = (
@@ -189,6 +189,27 @@ def test_event_dedupe_by_id(client: httpx.Client, emu: CustomerIOEmulator) -> No
     person = emu.state.person("u1")
     assert person is not None and [a.id for a in person.activity] == [ULID_A, ULID_B]
     assert emu.state.counters["duplicates"] == 3
+
+
+def test_sends_per_event_id_count_every_request_the_read_model_dedupes(
+    client: httpx.Client, emu: CustomerIOEmulator
+) -> None:
+    emu.faults.fail_next(1, status=503)
+    for _ in range(3):  # the first is answered 503: it was sent all the same
+        client.post("/api/v1/customers/u1/events", json={"name": "e", "id": ULID_A})
+    batch = [
+        {"type": "person", "identifiers": {"id": "u1"}, "action": "event", "name": "e", "id": i}
+        for i in (ULID_A, ULID_B)
+    ] + [{"type": "person", "identifiers": {"id": "u1"}, "action": "identify"}]
+    assert client.post("/api/v2/batch", json={"batch": batch}).status_code == 200
+    person = emu.state.person("u1")
+    assert person is not None and [a.id for a in person.activity] == [ULID_A, ULID_B]
+    assert emu.requests.sends_by_id == {ULID_A: 4, ULID_B: 1}
+    sends = httpx.get(f"{emu.url}/_emulator/sends").json()
+    assert sends == {"ids": 2, "sends": 5, "repeated": {ULID_A: 4}}
+    records = list(emu.requests)
+    assert all(r.received_at <= r.answered_at for r in records)
+    assert [r.status for r in records] == [503, 200, 200, 200]
 
 
 def test_v1_validation_texts(client: httpx.Client, emu: CustomerIOEmulator) -> None:
@@ -680,11 +701,17 @@ def test_v1_and_v2_build_the_same_read_model(emu: CustomerIOEmulator, client: ht
 
 
 def test_processing_delay_applies_later(client: httpx.Client, emu: CustomerIOEmulator) -> None:
-    emu.configure(processing_delay=0.2)
+    emu.configure(processing_delay=0.5)
     client.put("/api/v1/customers/late", json={})
-    assert emu.state.person("late") is None
-    time.sleep(0.4)
-    assert emu.state.person("late") is not None
+    request = emu.requests.last
+    assert request is not None and request.status == 200
+
+    def applied() -> float:
+        return time.time() if emu.state.person("late") is not None else 0.0
+
+    # Looked for from the moment the call was answered: found only once the delay has passed.
+    found_at = wait_until(applied, timeout=30, what="the delayed call")
+    assert found_at - request.received_at >= 0.5
 
 
 def test_control_state_and_requests(client: httpx.Client, emu: CustomerIOEmulator) -> None:

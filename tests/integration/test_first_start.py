@@ -33,6 +33,9 @@ def test_serve_without_arguments_creates_storage_and_prints_a_write_key(tmp_path
         key = re.search(r"write key of source 'default' \(generated\): (\S+)", printed)
         assert key, printed
         assert (tmp_path / "turnout-data" / "log.db").exists()
+        admin = re.search(r"admin token \(generated, kept in \S+\): (\S+)", printed)
+        assert admin, printed
+        assert len(admin.group(1)) >= 32  # as long as Turnout requires of a configured token
         response = httpx.post(
             f"http://127.0.0.1:{port}/v1/track",
             json={"userId": "u", "event": "first"},

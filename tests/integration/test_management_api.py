@@ -95,9 +95,15 @@ ENDPOINTS = [
 def test_every_endpoint_refuses_a_missing_or_wrong_token(
     turnout: TurnoutProcess, headers: dict[str, str]
 ) -> None:
-    for method, path in ENDPOINTS:
+    for n, (method, path) in enumerate(ENDPOINTS):
+        # Each from its own address: wrong tokens are throttled per address after ten.
+        client = {"X-Forwarded-For": f"198.51.100.{n + 1}"}
         response = httpx.request(
-            method, turnout.url + "/api/v1" + path, headers=headers, json={}, timeout=10
+            method,
+            turnout.url + "/api/v1" + path,
+            headers={**headers, **client},
+            json={},
+            timeout=10,
         )
         assert response.status_code == 401, (method, path, response.text)
         assert response.json()["code"] == "unauthorized"
@@ -105,9 +111,12 @@ def test_every_endpoint_refuses_a_missing_or_wrong_token(
     assert turnout.api("GET", "/connections/cio").json()["enabled"] is True  # nothing changed
 
 
-def test_openapi_description_is_served(turnout: TurnoutProcess) -> None:
-    spec = httpx.get(turnout.url + "/api/v1/openapi.json", timeout=10).json()
+def test_openapi_description_is_served_with_the_token(turnout: TurnoutProcess) -> None:
+    spec = turnout.api("GET", "/openapi.json").json()
     assert {"/sources", "/connections", "/dead-letters/replay"} <= set(spec["paths"])
+    assert spec["servers"] == [{"url": "/api/v1"}]
+    anonymous = httpx.get(turnout.url + "/api/v1/openapi.json", timeout=10)
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthorized"
 
 
 def test_unknown_route_and_wrong_method_answer_code_and_message(api: Recorder) -> None:

@@ -64,3 +64,82 @@ def test_a_rate_limit_of_zero_negative_or_unbounded_is_refused_naming_it(
     with pytest.raises(ConfigError) as raised:
         load(path, environ={})
     assert str(raised.value) == f"configuration: {problem} - at `$.connections[0].rate_limit`"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("max_header_bytes", "0", "Expected `int` >= 1"),
+        ("max_headers", "-5", "Expected `int` >= 1"),
+        ("max_url_bytes", "0", "Expected `int` >= 1"),
+        ("max_connections", "-1", "Expected `int` >= 1"),
+        ("header_timeout_s", "0", "Expected `float` > 0.0"),
+        ("body_timeout_s", "-1.5", "Expected `float` > 0.0"),
+        ("keep_alive_timeout_s", "0", "Expected `float` > 0.0"),
+    ],
+)
+def test_a_connection_limit_of_zero_or_less_is_refused_naming_it(
+    tmp_path: Path, key: str, value: str, problem: str
+) -> None:
+    """0 would refuse every request or connection: an error at start, not a dead server."""
+    path = tmp_path / "turnout.toml"
+    path.write_text(f"[server]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as raised:
+        load(path, environ={})
+    assert str(raised.value) == f"configuration: {problem} - at `$.server.{key}`"
+    with pytest.raises(ConfigError) as raised:
+        load(None, environ={f"TURNOUT_{key.upper()}": value})
+    assert str(raised.value) == f"configuration: {problem} - at `$.server.{key}`"
+
+
+def test_connection_limits_have_defaults_and_take_environment_overrides() -> None:
+    server = load(None, environ={}).server
+    assert (
+        server.max_header_bytes,
+        server.max_headers,
+        server.max_url_bytes,
+        server.header_timeout_s,
+        server.body_timeout_s,
+        server.keep_alive_timeout_s,
+        server.max_connections,
+    ) == (16384, 100, 8192, 10.0, 30.0, 5.0, 1000)
+    overridden = load(
+        None, environ={"TURNOUT_MAX_CONNECTIONS": "50", "TURNOUT_BODY_TIMEOUT_S": "2.5"}
+    ).server
+    assert (overridden.max_connections, overridden.body_timeout_s) == (50, 2.5)
+
+
+@pytest.mark.parametrize("where", ["file", "environment"])
+def test_an_admin_token_under_32_characters_is_refused_naming_the_key(
+    tmp_path: Path, where: str
+) -> None:
+    short = "x" * 31
+    path = tmp_path / "turnout.toml"
+    path.write_text(f'[server]\nadmin_token = "{short}"\n' if where == "file" else "")
+    environ = {"TURNOUT_ADMIN_TOKEN": short} if where == "environment" else {}
+    with pytest.raises(ConfigError) as refused:
+        load(path, environ=environ)
+    assert str(refused.value).startswith(
+        "server.admin_token (TURNOUT_ADMIN_TOKEN): 31 characters, at least 32 are required"
+    )
+    assert short not in str(refused.value)
+    assert load(None, environ={"TURNOUT_ADMIN_TOKEN": "x" * 32}).server.admin_token == "x" * 32
+
+
+def test_sign_in_settings_have_defaults_and_take_environment_overrides() -> None:
+    server = load(None, environ={}).server
+    assert (server.metrics_auth, server.api_docs_public) == (False, False)
+    assert (server.auth_failure_limit, server.auth_failure_window_s) == (10, 600.0)
+    changed = load(
+        None,
+        environ={
+            "TURNOUT_METRICS_AUTH": "true",
+            "TURNOUT_API_DOCS_PUBLIC": "true",
+            "TURNOUT_AUTH_FAILURE_LIMIT": "3",
+            "TURNOUT_AUTH_FAILURE_WINDOW_S": "60",
+        },
+    ).server
+    assert (changed.metrics_auth, changed.api_docs_public) == (True, True)
+    assert (changed.auth_failure_limit, changed.auth_failure_window_s) == (3, 60.0)
+    with pytest.raises(ConfigError, match="auth_failure_limit"):
+        load(None, environ={"TURNOUT_AUTH_FAILURE_LIMIT": "0"})

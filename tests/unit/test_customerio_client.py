@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from turnout.destinations.base import SendResult, Status
@@ -20,7 +21,7 @@ from turnout.destinations.customerio.operations import (
     PersonRef,
 )
 from turnout.destinations.customerio.settings import CustomerIOSettings
-from turnout.emulators.customerio import CustomerIOEmulator, EmulatorConfig, run_emulator
+from turnout.emulators.customerio import CustomerIOEmulator, EmulatorConfig, Fault, run_emulator
 
 ULID_A = "01HWT2D74NS86Z5JATM52C3M7Z"
 ULID_B = "01HWT2D74NYS2N3Z6PY1W27JW7"
@@ -223,3 +224,44 @@ async def test_check_reports_rejected_credentials(emu: CustomerIOEmulator) -> No
     result = await c.check()
     await c.aclose()
     assert not result.ok and "401" in result.message
+
+
+async def test_check_never_repeats_what_a_track_url_address_answered(
+    emu: CustomerIOEmulator,
+) -> None:
+    emu.faults.add(Fault(status=500, count=1, body='{"meta": {"error": "SECRET-PROBE"}}'))
+    c = client(emu)
+    result = await c.check()
+    await c.aclose()
+    assert (result.ok, result.message) == (
+        False,
+        f"{emu.url} answered 500: a server error (what a track_url address answers is not shown)",
+    )
+
+
+def answering(status: int, body: bytes, **settings: Any) -> CustomerIOClient:
+    """A client whose every request gets this answer, without leaving the process."""
+    transport = httpx.MockTransport(lambda _: httpx.Response(status, content=body))
+    values: dict[str, Any] = {"site_id": "S", "api_key": "K", **settings}
+    return CustomerIOClient(CustomerIOSettings(**values), RecordingGate(), transport=transport)
+
+
+async def test_check_repeats_only_a_region_turnout_knows() -> None:
+    c = answering(200, b'{"region": "SECRET-PROBE"}', track_url="http://10.0.0.1:8080")
+    result = await c.check()
+    await c.aclose()
+    assert (result.ok, result.message, result.warnings) == (
+        True,
+        "credentials accepted (region unknown)",
+        [],
+    )
+
+
+async def test_check_repeats_customer_io_s_own_error_message() -> None:
+    c = answering(500, b'{"meta": {"error": "internal error, try again"}}', region="eu")
+    result = await c.check()
+    await c.aclose()
+    assert (result.ok, result.message) == (
+        False,
+        "https://track-eu.customer.io answered 500: internal error, try again",
+    )

@@ -114,6 +114,12 @@ def test_identify_with_anonymous_id_sends_it_as_attribute() -> None:
     assert only(result, IdentifyPerson).attributes == {"a": 1, "anonymous_id": "anon-1"}
 
 
+def test_identify_with_anonymous_id_equal_to_user_id_does_not_record_it() -> None:
+    """Such an anonymousId names no separate visitor, so there is nothing to merge."""
+    result = mapped(msg("identify", user_id="u1", anonymous_id="u1", traits={"a": 1}))
+    assert only(result, IdentifyPerson).attributes == {"a": 1}
+
+
 def test_identify_without_user_id_addresses_person_by_email() -> None:
     result = mapped(msg("identify", anonymous_id="anon-1", traits={"email": "ada@example.com"}))
     op = only(result, IdentifyPerson)
@@ -281,6 +287,24 @@ def test_identified_call_with_anonymous_id_records_it_on_the_person_first() -> N
     assert isinstance(event, PersonEvent)
 
 
+@pytest.mark.parametrize(
+    ("type", "fields"),
+    [
+        ("track", {"event": "Viewed"}),
+        ("page", {"name": "Home"}),
+        ("screen", {"name": "Home"}),
+        ("group", {"group_id": "acme"}),
+    ],
+)
+def test_anonymous_id_equal_to_user_id_sends_no_anonymous_id_update(
+    type: str, fields: dict[str, Any]
+) -> None:
+    result = mapped(msg(type, user_id="u1", anonymous_id="u1", **fields))
+    assert [op.__class__ for op in result.operations] == [
+        IdentifyObject if type == "group" else PersonEvent
+    ]
+
+
 def test_track_properties_iso_dates_become_unix_seconds() -> None:
     result = mapped(msg(user_id="u1", event="x", properties={"at": TS, "label": "25 Mar 2015"}))
     assert only(result, PersonEvent).data == {"at": TS_SECONDS, "label": "25 Mar 2015"}
@@ -338,6 +362,31 @@ def test_page_named_by_path_when_no_name_or_url() -> None:
     assert only(result, PersonEvent).name == "/docs"
 
 
+def test_page_named_by_context_path_when_nothing_else_names_it() -> None:
+    result = mapped(msg("page", user_id="u1", context={"page": {"path": "/ctx"}}))
+    op = only(result, PersonEvent)
+    assert (op.name, op.data) == ("/ctx", {})
+
+
+def test_page_without_name_url_or_path_is_named_page_view() -> None:
+    result = mapped(msg("page", user_id="u1", properties={"title": "Welcome"}))
+    op = only(result, PersonEvent)
+    assert (op.kind, op.name, op.data) == ("page", "Page View", {"title": "Welcome"})
+
+
+def test_page_with_only_blank_or_non_text_names_is_named_page_view() -> None:
+    properties = {"name": " ", "url": 42, "path": ""}
+    context = {"page": {"url": "", "path": "  "}}
+    result = mapped(msg("page", user_id="u1", name="", properties=properties, context=context))
+    op = only(result, PersonEvent)
+    assert (op.name, op.data) == ("Page View", properties)
+
+
+def test_anonymous_page_without_name_or_url_is_an_anonymous_page_view() -> None:
+    body = only(mapped(msg("page", anonymous_id="anon-1")), AnonymousEvent).v1_request().body
+    assert (body["type"], body["name"], body["data"]) == ("page", "Page View", {})
+
+
 def test_page_with_300_character_url_is_cut_and_full_url_kept_in_data() -> None:
     url = "https://example.com/" + "a" * 280
     result = mapped(msg("page", anonymous_id="anon-1", properties={"url": url}))
@@ -361,6 +410,17 @@ def test_screen_is_screen_event_named_by_name() -> None:
         "Dashboard",
         {"from": "push"},
     )
+
+
+def test_screen_named_by_properties_name_when_name_missing() -> None:
+    result = mapped(msg("screen", user_id="u1", properties={"name": "Settings"}))
+    assert only(result, PersonEvent).name == "Settings"
+
+
+def test_screen_without_a_name_is_named_screen_view() -> None:
+    result = mapped(msg("screen", user_id="u1", name=" ", properties={"tab": "billing"}))
+    op = only(result, PersonEvent)
+    assert (op.kind, op.name, op.data) == ("screen", "Screen View", {"tab": "billing"})
 
 
 # -- group and alias --------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 from turnout.destinations.base import Status
-from turnout.destinations.customerio.responses import classify, error_text, retry_after
+from turnout.destinations.customerio.responses import classify, error_text
+from turnout.destinations.http import retry_after
 
 
 def test_retry_after_accepts_seconds_and_http_dates() -> None:

@@ -62,7 +62,7 @@ def test_api_key_never_appears_in_repr() -> None:
 def test_registry_finds_customerio() -> None:
     destination = registry.get("customerio")
     assert isinstance(destination, CustomerIO)
-    assert registry.names() == ["customerio"]
+    assert registry.names() == ["customerio", "webhook"]
     assert destination.title == "Customer.io"
     assert destination.secret_fields == frozenset({"api_key"})
     assert destination.default_rate_limit == 100.0

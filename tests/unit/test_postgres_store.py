@@ -96,6 +96,9 @@ async def test_records_fates_offsets_and_counts(store: StateStore) -> None:
     assert await store.delivered_offsets("cio", 0, 10) == {1, 2, 3}
     assert await store.delivered_offsets("cio", 1, 2) == {2}
     assert [r.fate for r in await store.trace("m2")] == [Fate.DEAD]
+    many = [f"unknown-{i}" for i in range(600)] + ["m3", "m1", "m3"]  # two queries' worth
+    fates = [(r.message_id, r.fate) for r in await store.fates(many)]
+    assert fates == [("m1", Fate.DELIVERED), ("m3", Fate.FILTERED)]
     totals = await store.fate_totals("cio")
     assert totals == {"delivered": 1, "retrying": 1, "filtered": 1, "dead_lettered": 1}
     now = {"delivered": 1, "dead_lettered": 1, "filtered": 1}

@@ -402,6 +402,8 @@ class Lane:
                 self._expedited_at = now
                 self._barrier.expedite(RECOVERED_RETRY_SPREAD, now)
             self._probe_delay = CREDENTIALS_PROBE_FIRST
+            if self._probing:
+                log.info("connection %s: credentials accepted again; delivery resumed", self.name)
             self._probing = False
             if self.state is LaneState.RUNNING:
                 self.detail = ""
@@ -433,6 +435,8 @@ class Lane:
     def _credentials_rejected(self, pending: Pending, result: SendResult) -> None:
         """The destination refuses the connection itself (credentials, region, address): stop
         burning retries, hold everything, and probe now and then until it works again."""
+        if self.state is LaneState.RUNNING and not self._probing:  # news, not a failed probe
+            log.warning("connection %s: %s; delivery on hold", self.name, result.reason)
         self.state = LaneState.CREDENTIALS_REJECTED
         self._probing = False
         self.detail = result.reason  # e.g. "credentials rejected (401)"

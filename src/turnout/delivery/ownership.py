@@ -32,6 +32,8 @@ from nats.js.kv import KeyValue
 
 log = logging.getLogger("turnout.delivery.ownership")
 
+CANCEL_AGAIN_AFTER = 0.5  # seconds a cancelled loop may take to end before it is cancelled again
+
 Handler = Callable[[int], Awaitable[None]]
 
 
@@ -74,9 +76,7 @@ class Ownership:
     async def stop(self) -> None:
         """Release every partition (lanes stop and commit first), then leave the group."""
         for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _cancel(task)
         if self._changes:
             await asyncio.wait(self._changes)
         await asyncio.gather(*(self._release(p) for p in list(self.owned)))
@@ -220,6 +220,19 @@ class Ownership:
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait for it to end, cancelling it again while it runs on.
+
+    One cancellation is not always enough: on Python 3.11, ``asyncio.wait_for`` (under every
+    nats-py request) returns the reply and drops a cancellation that arrives with it, and the
+    renewal and balancing loops would then carry on, and stopping would wait for ever."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=CANCEL_AGAIN_AFTER)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _key(partition: int) -> str:

@@ -7,11 +7,12 @@ The lane never looks inside an operation; it only batches them, sends them, and 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import msgspec
 
@@ -60,6 +61,51 @@ class CheckResult:
     warnings: list[str] = field(default_factory=list)
 
 
+FieldKind = Literal["text", "secret", "number", "choice", "boolean", "url", "table"]
+
+
+@dataclass(frozen=True, slots=True)
+class SettingField:
+    """One settings field as a form shows it: the wording a settings struct cannot carry.
+
+    The struct stays the authority on types, bounds and validation; this says how to present a
+    field to a person. `kind` picks the input: "secret" is write-only and shown masked, "choice"
+    offers `choices`, "table" is a set of name = value pairs (its values are secret when the
+    field is in the destination's `secret_fields`). `advanced` fields sit behind a disclosure.
+    """
+
+    name: str
+    label: str
+    help: str
+    kind: FieldKind = "text"
+    default: Any = None
+    advanced: bool = False
+    choices: tuple[str, ...] = ()
+    required: bool = False
+
+
+class ConnectionStatus(StrEnum):
+    """Where a connection stands, in words every page and API answer shares.
+
+    Pages branch on these values (badge, banner, what to offer: "Fix the settings", "Resume"),
+    never on the text of a reason, so a destination's wording can change without breaking one.
+    """
+
+    OK = "ok"  # delivering: the last sends went through
+    RETRYING = "retrying"  # running, but the destination fails transiently: messages wait to retry
+    # The destination refuses the connection itself (credentials, or an address/region that
+    # answers "not here"): delivery is on hold, the backlog kept, probed now and then.
+    CREDENTIALS_REJECTED = "credentials_rejected"
+    # The saved settings do not fit the destination (or name an unknown one): no lane runs
+    # until someone edits them.
+    MISCONFIGURED = "misconfigured"
+    # Switched off by a person (`enabled = false`, Pause): nothing is sent, the backlog stays in
+    # the log and is delivered on resume. A connection is never "disabled" in a way that drops
+    # calls, so this one word covers both.
+    PAUSED = "paused"
+    STOPPED = "stopped"  # no lane runs in this process (shutting down, or `--role ingest`)
+
+
 class DestinationClient(Protocol):
     """Sends operations; one instance per connection, owning its HTTP connection pool."""
 
@@ -93,9 +139,40 @@ class Destination(Protocol):
     name: ClassVar[str]
     title: ClassVar[str]
     settings_type: ClassVar[type[msgspec.Struct]]
+    # Settings never shown unmasked and sealed at rest. A field holding a table (e.g. HTTP
+    # headers) is a secret table: each of its values is secret, its names are not.
     secret_fields: ClassVar[frozenset[str]]
+    # Settings a user may point anywhere that decide where requests, and so the secrets, go (a
+    # replacement base URL, a webhook's address). A stored secret is reused (a form leaving it
+    # blank) only while these keep their stored values: a new address needs the secret typed
+    # again, so nobody can send a saved key to an address of their choosing. Settings choosing
+    # among the destination's own hosts (a region) are not among them.
+    address_fields: ClassVar[frozenset[str]]
     default_rate_limit: ClassVar[float]  # requests per second
+    fields: ClassVar[tuple[SettingField, ...]]  # every settings field, in form order
 
     def map(self, message: Message, settings: Any) -> MapResult: ...
 
     def client(self, settings: Any, gate: RequestGate) -> DestinationClient: ...
+
+    def describe(self, settings: Any) -> str:
+        """One line that tells connections apart on a page ("Customer.io, EU region");
+        never a secret."""
+        ...
+
+
+async def run_check(client: DestinationClient, timeout: float) -> CheckResult:
+    """`client.check()`, answered within `timeout` seconds whatever the destination does.
+
+    A check answers a person waiting at a form or a terminal: a destination that accepts the
+    connection and then never answers must not hold them longer than the contract allows.
+    """
+    try:
+        async with asyncio.timeout(timeout) as scope:
+            return await client.check()
+    except TimeoutError:
+        if not scope.expired():
+            raise
+        return CheckResult(
+            False, f"no answer within {timeout:g}s: the destination did not respond in time"
+        )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from turnout.destinations.base import Destination
 from turnout.destinations.customerio import CustomerIO
+from turnout.destinations.webhook import Webhook
 
 
 class UnknownDestination(KeyError):
@@ -21,7 +22,7 @@ class UnknownDestination(KeyError):
 
 
 _DESTINATIONS: dict[str, Destination] = {
-    destination.name: destination for destination in (CustomerIO(),)
+    destination.name: destination for destination in (CustomerIO(), Webhook())
 }
 
 

@@ -64,6 +64,7 @@ class NATSLog:
         self._heads: dict[int, int] = {}
         self._appended: dict[int, asyncio.Event] = {}
         self._all: PullReader | None = None
+        self._all_lock = asyncio.Lock()  # one read at a time: they share one consumer
         self._control_handlers: list[ControlHandler] = []
 
     # -- connection --------------------------------------------------------------------------
@@ -203,9 +204,10 @@ class NATSLog:
     # -- reading (every partition) -------------------------------------------------------------
 
     async def read(self, after: int, limit: int) -> list[Entry]:
-        if self._all is None:
-            self._all = PullReader(self.nc, self.js, self.stream, f"{self.stream}.>")
-        return await self._all.read(after, limit)
+        async with self._all_lock:
+            if self._all is None:
+                self._all = PullReader(self.nc, self.js, self.stream, f"{self.stream}.>")
+            return await self._all.read(after, limit)
 
     async def read_subject(self, subject: str, person: str, after: int, limit: int) -> list[Entry]:
         """One person's entries: a short-lived consumer filtered on the person's subject."""

@@ -38,6 +38,7 @@ from typing import Any
 
 import msgspec
 
+from turnout.datadir import PRIVATE_DIR, create_private
 from turnout.log.base import Entry, LogFull, LogStats, NewEntry
 
 _SCHEMA = """
@@ -101,7 +102,10 @@ class _Job:
 
 
 class SQLiteLog:
-    """`EventLog` on one SQLite file. Safe for one process; use the NATS log for several."""
+    """`EventLog` on one SQLite file. Safe for one process; use the NATS log for several.
+
+    Reads need no `start()`: another process (`turnout trace --user`) may read the file while a
+    server writes it, without a writer or checkpoints of its own."""
 
     def __init__(
         self,
@@ -138,7 +142,8 @@ class SQLiteLog:
         return conn
 
     async def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        create_private(self.path)  # SQLite gives its -wal and -shm files the same mode
         self._loop = asyncio.get_running_loop()
         conn = self._connect()
         conn.executescript(_SCHEMA)

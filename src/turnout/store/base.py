@@ -6,7 +6,7 @@ against the protocol lets one process run on either backend without knowing whic
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from turnout.store.models import Connection, DeadLetter, DeliveryRecord, Reject, Source
@@ -46,6 +46,8 @@ class StateStore(Protocol):
     async def delivered_offsets(self, connection: str, after: int, upto: int) -> set[int]: ...
 
     async def trace(self, message_id: str) -> list[DeliveryRecord]: ...
+
+    async def fates(self, message_ids: Sequence[str]) -> list[DeliveryRecord]: ...
 
     async def fate_totals(self, connection: str, since: float = 0.0) -> dict[str, int]: ...
 

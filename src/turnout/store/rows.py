@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from turnout.store.models import Connection, DeadLetter, DeliveryRecord, Fate, Reject, Source
-from turnout.store.secrets import SecretBox
+from turnout.store.secrets import SecretBox, each_secret
 
 REJECT_PAYLOAD_KEEP = 4096  # keep enough of a refused call to see what was wrong with it
 
@@ -34,19 +34,11 @@ class SecretSettings:
 
     def seal(self, destination: str, settings: dict[str, Any]) -> str:
         secret = self._secret_fields(destination)
-        return json.dumps(
-            {
-                k: self._box.seal(v) if k in secret and isinstance(v, str) and v else v
-                for k, v in settings.items()
-            }
-        )
+        return json.dumps(each_secret(settings, secret, self._box.seal))
 
     def open(self, destination: str, text: str) -> dict[str, Any]:
         secret = self._secret_fields(destination)
-        return {
-            k: self._box.open(v) if k in secret and isinstance(v, str) else v
-            for k, v in json.loads(text).items()
-        }
+        return each_secret(json.loads(text), secret, self._box.open)
 
 
 # -- rows into models (column order as in the SELECTs of store/sql_store.py) -----------------

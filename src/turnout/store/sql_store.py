@@ -45,6 +45,7 @@ _LETTER_COLUMNS = (
 )
 
 Statements = Iterable[tuple[str, Sequence[Sequence[Any]]]]
+FATES_PER_QUERY = 500  # message ids per `fates` query (SQLite allows 32,766 parameters)
 
 
 class SqlStore(ABC):
@@ -179,6 +180,22 @@ class SqlStore(ABC):
             (message_id,),
         )
         return [delivery_from_row(row) for row in rows]
+
+    async def fates(self, message_ids: Sequence[str]) -> list[DeliveryRecord]:
+        """Every connection's record of each of these messages (a page of calls at once: one
+        query per FATES_PER_QUERY ids, not one per message)."""
+        unique = list(dict.fromkeys(message_ids))
+        found: list[DeliveryRecord] = []
+        for start in range(0, len(unique), FATES_PER_QUERY):
+            ids = unique[start : start + FATES_PER_QUERY]
+            rows = await self._read(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
+                f" WHERE message_id IN ({', '.join('?' * len(ids))})"
+                ' ORDER BY connection, "offset"',
+                ids,
+            )
+            found.extend(delivery_from_row(row) for row in rows)
+        return found
 
     async def fate_totals(self, connection: str, since: float = 0.0) -> dict[str, int]:
         rows = await self._read(

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from turnout.datadir import PRIVATE_DIR, create_private
 from turnout.store.rows import renamed_sources
 from turnout.store.secrets import SecretBox
 from turnout.store.sql_store import SqlStore, Statements
@@ -107,7 +108,8 @@ class Store(SqlStore):
         return conn
 
     async def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        create_private(self.path)  # SQLite gives its -wal and -shm files the same mode
         self._write_conn = self._connect()
         self._write_conn.executescript(_SCHEMA)
         self._read_conn = self._connect()

@@ -7,17 +7,17 @@ answer masks them.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from turnout.destinations import registry
+from turnout.history import PERSON_PAGE, History, Identity
 from turnout.web import api_models as m
 from turnout.web.connections import Connections
 from turnout.web.deliveries import Deliveries, LetterFilter
@@ -25,7 +25,8 @@ from turnout.web.errors import ManagementError
 from turnout.web.overview import overview
 from turnout.web.settings_form import form_fields
 from turnout.web.sources import Sources
-from turnout.web.views import connection_view, dead_letter_view, source_view
+from turnout.web.token_check import TokenCheck
+from turnout.web.views import connection_view, dead_letter_view, person_view, source_view
 
 if TYPE_CHECKING:
     from turnout.app import Turnout
@@ -40,37 +41,55 @@ _CODES = {
     405: "method_not_allowed",
     409: "conflict",
     422: "invalid",
+    429: "too_many_attempts",
 }
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 OptionalTime = Annotated[float | None, Query(ge=0, le=1e11, allow_inf_nan=False)]
 LetterId = Annotated[int, Path(ge=1, le=2**62)]
 Window = Literal["15m", "1h", "6h", "24h", "7d"]  # overview.WINDOWS
+PersonId = Annotated[str | None, Query(min_length=1, max_length=1000)]
 
 
-def build_api(turnout: Turnout) -> FastAPI:
+def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
     api = FastAPI(
         title="Turnout management API",
         version="1",
         description="Sources, connections, delivery overview, dead letters and message traces. "
         "Authenticate with `Authorization: Bearer <admin token>`.",
-        openapi_url="/openapi.json",
-        docs_url="/docs",
+        openapi_url=None,  # served below, behind the token unless `api_docs_public`
+        docs_url=None,  # the browsable page is the dashboard's /dashboard/api-docs
         redoc_url=None,
     )
     _install_error_handlers(api)
     connections = Connections(turnout)
     sources = Sources(turnout.store, connections.restart_fed_by)
     deliveries = Deliveries(turnout)
+    history = History(turnout.log, turnout.store)
 
     def authorised(
-        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        request: Request,
+        # Declares the bearer scheme in the OpenAPI description; `tokens` does the checking.
+        _: HTTPAuthorizationCredentials | None = Depends(_bearer),
     ) -> None:
-        token = credentials.credentials if credentials else ""
-        if not token or not hmac.compare_digest(token.encode(), turnout.admin_token.encode()):
-            raise ManagementError(401, "unauthorized", "a valid admin bearer token is required")
+        refused = tokens.bearer(request, "management API")
+        if refused is not None:
+            raise refused
 
     guard = [Depends(authorised)]
+
+    @api.get("/openapi.json", include_in_schema=False)
+    async def description(request: Request) -> dict[str, Any]:
+        if not turnout.config.server.api_docs_public:
+            refused = tokens.bearer(request, "management API")
+            if refused is not None:
+                raise refused
+        return {**api.openapi(), "servers": [{"url": request.scope.get("root_path", "")}]}
+
+    @api.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> RedirectResponse:
+        site_root = request.scope.get("root_path", "").removesuffix("/api/v1")
+        return RedirectResponse(site_root + "/dashboard/api-docs")
 
     async def view(name: str) -> dict[str, Any]:
         return connection_view(await connections.get(name), connections.status(name))
@@ -182,13 +201,11 @@ def build_api(turnout: Turnout) -> FastAPI:
     @api.post("/connections/{name}/pause", dependencies=guard, tags=["connections"])
     async def pause(name: str) -> dict[str, Any]:
         await connections.set_enabled(name, False)
-        log.info("connection %s paused", name)
         return await view(name)
 
     @api.post("/connections/{name}/resume", dependencies=guard, tags=["connections"])
     async def resume(name: str) -> dict[str, Any]:
         await connections.set_enabled(name, True)
-        log.info("connection %s resumed", name)
         return await view(name)
 
     @api.post("/connections/{name}/redeliver", dependencies=guard, tags=["connections"])
@@ -253,6 +270,23 @@ def build_api(turnout: Turnout) -> FastAPI:
         """What each connection made of one message: fate, attempts, request and response."""
         return await deliveries.trace(message_id)
 
+    @api.get("/people", dependencies=guard, tags=["delivery"])
+    async def person(
+        user_id: PersonId = None,
+        anonymous_id: PersonId = None,
+        after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+        limit: Limit = PERSON_PAGE,
+    ) -> dict[str, Any]:
+        """Every call of one userId or anonymousId the log keeps, in the order received, each with
+        what every connection made of it; `more_after` is the `after` of the next page."""
+        if (user_id is None) == (anonymous_id is None):
+            raise ManagementError(
+                422, "invalid", "user_id: give either user_id or anonymous_id", "user_id"
+            )
+        identity: Identity = "userId" if user_id is not None else "anonymousId"
+        value = user_id if user_id is not None else anonymous_id or ""
+        return person_view(await history.person(identity, value, after=after, limit=limit))
+
     @api.get("/rejects", dependencies=guard, tags=["delivery"])
     async def rejects(source: str | None = None, limit: Limit = 100) -> list[dict[str, Any]]:
         """Calls refused at ingest, newest first, with the reason and the start of the payload."""
@@ -264,8 +298,7 @@ def build_api(turnout: Turnout) -> FastAPI:
 def _install_error_handlers(api: FastAPI) -> None:
     @api.exception_handler(ManagementError)
     async def management_error(_: Request, exc: ManagementError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @api.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

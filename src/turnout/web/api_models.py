@@ -58,7 +58,8 @@ class ConnectionCreate(_Body):
 class ConnectionUpdate(_Body):
     settings: dict[str, Any] | None = Field(
         default=None,
-        description="Replaces the settings; a secret left empty or sent back masked is kept",
+        description="Replaces the settings; a secret left empty or sent back masked is kept,"
+        " unless an address setting (e.g. track_url) changes: then it must be sent again",
     )
     sources: list[Name] | None = Field(default=None, max_length=1000)
     enabled: bool | None = None
@@ -71,7 +72,9 @@ class CredentialsCheck(_Body):
     destination: str = Field(default="customerio", max_length=64)
     settings: dict[str, Any]
     stored_from: Name | None = Field(
-        default=None, description="A saved connection whose secrets fill in empty ones"
+        default=None,
+        description="A saved connection whose secrets fill in empty ones, provided its address"
+        " settings (e.g. track_url) are the same",
     )
 
 

@@ -3,11 +3,15 @@
 Saving goes through the destination's settings struct, so the dashboard, the API and the
 configuration file accept exactly the same settings and fail with the same field-named errors.
 Secrets are write-only: an update that leaves a secret empty (or sends back its masked form)
-keeps the stored value, so nobody has to re-type a key to change something else.
+keeps the stored value, so nobody has to re-type a key to change something else; except where
+the key would go: when a setting that decides the address (the destination's `address_fields`)
+changes, the secret must be entered again, so a stored key never reaches an address of someone's
+choosing.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +25,12 @@ from turnout.store.models import Connection
 from turnout.store.secrets import mask
 from turnout.web.errors import ManagementError, invalid, not_found
 from turnout.web.names import NAME_RULE, RESERVED, valid_name
+from turnout.web.settings_form import form_fields
 
 if TYPE_CHECKING:
     from turnout.app import Turnout
+
+log = logging.getLogger("turnout.web")
 
 CHECK_TIMEOUT = 8.0  # seconds: a credentials check answers a person waiting at a form
 
@@ -63,14 +70,33 @@ def destination_named(name: str) -> Destination:
 def keep_stored_secrets(
     destination: Destination, new: dict[str, Any], stored: dict[str, Any]
 ) -> dict[str, Any]:
-    """Secrets left empty, or sent back masked, keep their stored value."""
+    """Secrets left empty, or sent back masked, keep their stored value (in a secret table,
+    such as a webhook's headers, value by value)."""
     merged = dict(new)
     for key in destination.secret_fields:
         value = merged.get(key)
         old = stored.get(key)
-        if old and (value in (None, "") or value == mask(str(old))):
+        if isinstance(value, dict) and isinstance(old, dict):
+            merged[key] = {
+                name: old[name] if old.get(name) and v in ("", mask(str(old[name]))) else v
+                for name, v in value.items()
+            }
+        elif old and (value in (None, "") or value == mask(str(old))):
             merged[key] = old
     return merged
+
+
+def secret_needed(
+    destination: Destination, secret: str, changed: list[str]
+) -> ManagementError:
+    """The answer to reusing a stored secret for a new address: type it again."""
+    labels = {f.name: f.label for f in form_fields(destination)}
+    return invalid(
+        secret,
+        f"{secret}: enter the {labels.get(secret, secret)} again: the address changed"
+        f" ({', '.join(changed)}), and a stored secret is only sent to the address it was saved"
+        " for",
+    )
 
 
 class Connections:
@@ -188,7 +214,7 @@ class Connections:
         connection = await self.get(name)
         found = destination_named(connection.destination)
         if settings is not None:
-            merged = keep_stored_secrets(found, settings, connection.settings)
+            merged = self._with_stored_secrets(found, settings, connection)
             connection.settings = self.normalise(found, merged)
         if sources is not None:
             await self._check_sources(sources)
@@ -219,6 +245,7 @@ class Connections:
             lane.resume()
         else:
             lane.pause()
+        log.info("connection %s %s", name, "resumed" if enabled else "paused")
         return connection
 
     async def check(
@@ -231,7 +258,14 @@ class Connections:
         """
         found = destination_named(destination)
         if stored_from is not None:
-            settings = keep_stored_secrets(found, settings, (await self.get(stored_from)).settings)
+            stored = await self.get(stored_from)
+            if stored.destination != found.name:
+                raise invalid(
+                    "stored_from",
+                    f"stored_from: {stored_from!r} is a {stored.destination} connection,"
+                    f" not {found.name}",
+                )
+            settings = self._with_stored_secrets(found, settings, stored)
         parsed = self.validate(found, settings)
         if hasattr(parsed, "request_timeout"):
             parsed.request_timeout = min(parsed.request_timeout, CHECK_TIMEOUT)
@@ -240,6 +274,34 @@ class Connections:
             return await client.check()
         finally:
             await client.aclose()
+
+    def _with_stored_secrets(
+        self, destination: Destination, settings: dict[str, Any], stored: Connection
+    ) -> dict[str, Any]:
+        """`settings` with the secrets left empty (or masked) taken from `stored`, provided
+        every address setting is unchanged; otherwise a 422 naming the secret to type again."""
+        merged = keep_stored_secrets(destination, settings, stored.settings)
+        kept = sorted(k for k in destination.secret_fields if merged.get(k) != settings.get(k))
+        if kept and (changed := self._changed_addresses(destination, merged, stored.settings)):
+            raise secret_needed(destination, kept[0], changed)
+        return merged
+
+    def _changed_addresses(
+        self, destination: Destination, settings: dict[str, Any], stored: dict[str, Any]
+    ) -> list[str]:
+        """The address settings whose validated value differs from the stored one (compared
+        after validation, so `http://x/` and `http://x` are one address); all of them when
+        the stored settings no longer validate."""
+        new = self.validate(destination, settings)
+        try:
+            old: Any = parse_settings(destination, stored)
+        except SettingsError:
+            return sorted(destination.address_fields)
+        return sorted(
+            field
+            for field in destination.address_fields
+            if getattr(new, field, None) != getattr(old, field, None)
+        )
 
     async def redeliver(self, name: str, since: float) -> int:
         await self.get(name)

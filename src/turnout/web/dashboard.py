@@ -1,7 +1,8 @@
 """The dashboard at `/dashboard/`: server-rendered pages (Jinja2 + htmx), no front-end build.
 
 Every page needs the admin credential (a session cookie after sign-in); see `site.py` for the
-session and CSRF rules and `pages/` for the pages themselves.
+session and CSRF rules, `form_bodies.py` for what a request body may be, and `pages/` for the
+pages themselves.
 """
 
 from __future__ import annotations
@@ -10,13 +11,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from turnout.web.pages import auth, connections, dead_letters, debugger, home, sources
+from turnout.web.form_bodies import FormBodies
+from turnout.web.pages import (
+    api_docs,
+    auth,
+    connections,
+    dead_letters,
+    debugger,
+    home,
+    people,
+    sources,
+)
 from turnout.web.site import Site
+from turnout.web.token_check import TokenCheck
 
 if TYPE_CHECKING:
     from turnout.app import Turnout
@@ -24,14 +37,19 @@ if TYPE_CHECKING:
 STATIC = Path(__file__).parent / "static"
 
 
-def build_dashboard(turnout: Turnout) -> Starlette:
-    site = Site(turnout)
+def build_dashboard(turnout: Turnout, tokens: TokenCheck, openapi: api_docs.OpenAPI) -> Starlette:
+    site = Site(turnout, tokens)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         session = site.session_of(request)
         return site.render(request, "missing.html", session, status_code=404, error=None)
 
     routes: list[Route | Mount] = [Mount("/static", StaticFiles(directory=STATIC), name="static")]
-    for section in (auth, home, sources, connections, debugger, dead_letters):
+    for section in (auth, home, sources, connections, debugger, people, dead_letters):
         routes.extend(section.routes(site))
-    return Starlette(routes=routes, exception_handlers={404: not_found})
+    routes.extend(api_docs.routes(site, openapi))
+    return Starlette(
+        routes=routes,
+        exception_handlers={404: not_found},
+        middleware=[Middleware(FormBodies)],
+    )

@@ -10,12 +10,20 @@ from __future__ import annotations
 class ManagementError(Exception):
     """A request that cannot be carried out as asked; `message` tells the user what to change."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.headers = headers  # e.g. `Retry-After` on a 429, `WWW-Authenticate` on a 401
 
     def body(self) -> dict[str, str]:
         body = {"code": self.code, "message": self.message}

@@ -8,6 +8,7 @@ that every page needs a signed-in session and every state-changing request a val
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,9 @@ from turnout.web.connections import Connections
 from turnout.web.deliveries import Deliveries
 from turnout.web.sessions import COOKIE, Session, Sessions
 from turnout.web.shutdown import ShutdownNotice
+from turnout.web.sign_in_form import SignInForms
 from turnout.web.sources import Sources
+from turnout.web.token_check import TokenCheck
 
 if TYPE_CHECKING:
     from turnout.app import Turnout
@@ -59,12 +62,14 @@ def pretty(value: Any) -> str:
 
 
 class Site:
-    def __init__(self, turnout: Turnout) -> None:
+    def __init__(self, turnout: Turnout, tokens: TokenCheck) -> None:
         self.turnout = turnout
+        self.tokens = tokens
         self.connections = Connections(turnout)
         self.sources = Sources(turnout.store, self.connections.restart_fed_by)
         self.deliveries = Deliveries(turnout)
         self.sessions = Sessions()
+        self.sign_in_forms = SignInForms()
         self.shutdown = ShutdownNotice()
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.templates.env.autoescape = True
@@ -118,15 +123,38 @@ class Site:
     def session_of(self, request: Request) -> Session | None:
         return self.sessions.get(request.cookies.get(COOKIE))
 
-    def set_cookie(self, request: Request, response: Response, session: Session) -> None:
+    def set_cookie(
+        self,
+        request: Request,
+        response: Response,
+        value: str,
+        name: str = COOKIE,
+        max_age: int | None = None,
+    ) -> None:
         response.set_cookie(
-            COOKIE,
-            session.id,
+            name,
+            value,
+            max_age=max_age,
             httponly=True,
             samesite="strict",
             secure=self._secure(request),
             path=request.scope.get("root_path", "") or "/",
         )
+
+    def forget_cookie(self, request: Request, response: Response, name: str) -> None:
+        response.delete_cookie(
+            name,
+            httponly=True,
+            samesite="strict",
+            secure=self._secure(request),
+            path=request.scope.get("root_path", "") or "/",
+        )
+
+    def stream_stop(self, session: Session) -> asyncio.Event:
+        """Set when a long-lived response must end: the server stops or `session` ends
+        (signed out, expired), so an open stream never outlives the sign-in that opened it."""
+        self.shutdown.also_set(session.ended)
+        return session.ended
 
     def _secure(self, request: Request) -> bool:
         """Secure cookies whenever the dashboard is reached over HTTPS (directly, behind a
@@ -139,7 +167,7 @@ class Site:
     def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def guarded(request: Request) -> Response:
             session = self.session_of(request)
-            if session is None or not session.signed_in:
+            if session is None:
                 if request.headers.get("hx-request"):
                     return Response(status_code=401, headers={"HX-Redirect": self._login(request)})
                 return RedirectResponse(self._login(request), status_code=303)

@@ -10,8 +10,9 @@ from typing import Any
 
 from turnout.destinations import registry
 from turnout.destinations.base import Destination
+from turnout.history import PersonCalls, StoredCall, call_label
 from turnout.store.models import Connection, DeadLetter, DeliveryRecord, Reject, Source
-from turnout.store.secrets import mask
+from turnout.store.secrets import each_secret, mask
 
 PAYLOAD_PREVIEW = 20_000  # characters of a stored payload shown in one answer
 
@@ -25,11 +26,7 @@ def secret_fields(destination: str) -> frozenset[str]:
 
 
 def masked_settings(connection: Connection) -> dict[str, Any]:
-    secret = secret_fields(connection.destination)
-    return {
-        key: mask(str(value)) if key in secret else value
-        for key, value in connection.settings.items()
-    }
+    return each_secret(connection.settings, secret_fields(connection.destination), mask)
 
 
 def source_view(source: Source) -> dict[str, Any]:
@@ -85,6 +82,27 @@ def delivery_view(record: DeliveryRecord) -> dict[str, Any]:
         "request": record.request,
         "response": record.response,
         "updated_at": record.updated_at,
+    }
+
+
+def stored_call_view(call: StoredCall) -> dict[str, Any]:
+    """A call from the log with every connection's record of it (`deliveries` empty: pending)."""
+    return {
+        "offset": call.offset,
+        "received_at": call.appended_at,
+        "message_id": call.message_id,
+        "label": call_label(call.message),
+        "message": call.message,
+        "deliveries": [delivery_view(r) for r in call.fates],
+    }
+
+
+def person_view(found: PersonCalls) -> dict[str, Any]:
+    return {
+        "identity": found.identity,
+        "id": found.value,
+        "calls": [stored_call_view(call) for call in found.calls],
+        "more_after": found.more_after,
     }
 
 

@@ -25,7 +25,7 @@ from turnout.destinations.customerio.responses import (
     error_text,
     retry_after,
 )
-from turnout.destinations.customerio.settings import CustomerIOSettings
+from turnout.destinations.customerio.settings import REGION_URLS, CustomerIOSettings
 
 USER_AGENT = "Turnout (customerio destination)"
 # Requests of one `send` call in flight at once; the gate still bounds the rate.
@@ -137,12 +137,20 @@ class CustomerIOClient:
         ]
 
     async def check(self) -> CheckResult:
-        """Do the credentials work, and is the region right? (`GET /api/v1/accounts/region`)."""
+        """Do the credentials work, and is the region right? (`GET /api/v1/accounts/region`).
+
+        What a `track_url` address answers is never repeated, only its status and what that
+        status means: the address is anyone's choice, and a check that echoed its answers would
+        let whoever can run checks read the services Turnout's network reaches.
+        """
+        chosen = self.settings.track_url is not None
         try:
             async with self.gate.slot():
                 response = await self._http.get("/api/v1/accounts/region")
         except httpx.HTTPError as exc:
-            return CheckResult(False, f"could not reach {self.settings.base_url}: {exc}")
+            # Some errors quote what was received (a malformed status line, say).
+            why = type(exc).__name__ if chosen else str(exc)
+            return CheckResult(False, f"could not reach {self.settings.base_url}: {why}")
         status = response.status_code
         if status in (401, 403):
             return CheckResult(
@@ -152,6 +160,12 @@ class CustomerIOClient:
             )
         if status == 429:
             self.gate.slow_down(_retry_after(response))
+        if status != 200 and chosen:
+            return CheckResult(
+                False,
+                f"{self.settings.base_url} answered {status}: {_status_meaning(status)}"
+                " (what a track_url address answers is not shown)",
+            )
         if status != 200:
             detail = error_text(response.content) or describe_response(status, b"")
             return CheckResult(False, f"{self.settings.base_url} answered {status}: {detail}")
@@ -160,6 +174,8 @@ class CustomerIOClient:
         except ValueError:
             data = {}
         region = str(data.get("region", "")).lower() if isinstance(data, dict) else ""
+        if region not in REGION_URLS:  # only a region Turnout knows is ever repeated
+            region = ""
         warnings = []
         if region and region != self.settings.region:
             warnings.append(
@@ -172,6 +188,22 @@ class CustomerIOClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _status_meaning(status: int) -> str:
+    """What an answer's status says, in general terms: all a check repeats of an answer from
+    an address the user chose."""
+    if 300 <= status < 400:
+        return "a redirect, not followed (it would take the credentials elsewhere)"
+    if status in (404, 405):
+        return "no such endpoint: check track_url (a scheme and host, no path)"
+    if status == 429:
+        return "too many requests: try again shortly"
+    if 400 <= status < 500:
+        return "the request was refused"
+    if status >= 500:
+        return "a server error"
+    return "not the answer Customer.io gives"
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -8,13 +8,12 @@ answers that say "this input can never succeed" dead-letter an operation.
 
 from __future__ import annotations
 
-import time
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import msgspec
 
 from turnout.destinations.base import SendResult, Status
+from turnout.destinations.http import retry_after
 
 # How much of a response body is kept with a result (dead letters, the debugger).
 RESPONSE_KEEP_BYTES = 4000
@@ -114,22 +113,6 @@ def error_text(body: bytes) -> str:
     if messages:
         return "; ".join(messages)
     return body[:500].decode("utf-8", errors="replace").strip()
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        return max(float(text), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
 
 
 def describe_response(status: int, body: bytes) -> str:

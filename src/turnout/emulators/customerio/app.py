@@ -22,7 +22,7 @@ from . import v2
 from .control import build_control_app
 from .faults import Fault
 from .identifiers import path_segments
-from .recorder import RecordedRequest
+from .recorder import RecordedRequest, event_ids
 from .responses import (
     BASE_HEADERS,
     NOT_FOUND,
@@ -84,7 +84,7 @@ class TrackAPI:
             if emu.config.record_bodies else None,
             body_size=len(body), received_at=now,
         )
-        emu.requests.start(record)
+        emu.requests.start(record, event_ids(record.endpoint, parsed))
 
         fault = emu.faults.take(path)
         if fault is not None:

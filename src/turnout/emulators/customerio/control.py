@@ -50,6 +50,11 @@ def build_control_app(emu: CustomerIOEmulator) -> Starlette:
         records = list(emu.requests)[-limit:] if limit > 0 else []
         return _json({**emu.requests.counters(), "requests": records})
 
+    async def sends(request: Request) -> Response:
+        # Per event dedupe id, how many requests carried it, deduplicated or not: re-sends that
+        # the read model hides by dropping repeated ids.
+        return _json(emu.requests.sends())
+
     async def faults(request: Request) -> Response:
         if request.method == "GET":
             return _json({"faults": emu.faults.active})
@@ -85,6 +90,7 @@ def build_control_app(emu: CustomerIOEmulator) -> Starlette:
         Route("/_emulator/state", state),
         Route("/_emulator/counters", counters),
         Route("/_emulator/requests", requests),
+        Route("/_emulator/sends", sends),
         Route("/_emulator/faults", faults, methods=["GET", "POST"]),
         Route("/_emulator/config", config, methods=["GET", "POST"]),
         Route("/_emulator/reset", reset, methods=["POST"]),

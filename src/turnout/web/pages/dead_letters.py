@@ -3,6 +3,8 @@ matching the filter."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -60,8 +62,8 @@ def routes(site: Site) -> list[Route]:
             session.say("ok", f"Replay queued for {count} dead letter(s).")
         except ManagementError as exc:
             session.say("error", exc.message)
-        query = f"?connection={where.connection or ''}&reason={where.reason or ''}"
-        return site.redirect(request, "/dead-letters" + query)
+        query = urlencode({"connection": where.connection or "", "reason": where.reason or ""})
+        return site.redirect(request, "/dead-letters?" + query)
 
     return [
         Route("/dead-letters", site.page(index)),

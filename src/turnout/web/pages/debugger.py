@@ -1,9 +1,12 @@
 """The live debugger: incoming messages of a source as they arrive (server-sent events), each with
 what every connection made of it; and a message's stored trace.
 
-The stream forwards the tap: "received" and "rejected" items of the chosen source that pass the
-filters, and "delivery" items for messages it forwarded. It starts with the tap's recent items,
-so a reload shows what just happened.
+A stream starts with what the record holds (the newest calls in the log with their fates from the
+store, and the newest refused calls), so a tab opened late or after a restart shows what already
+happened. It then forwards the tap: "received" and "rejected" items of the chosen source that
+pass the filters, and "delivery" items for messages it showed; a "live" event separates the two
+parts. Every kind of item is formatted by its own function; an item that cannot be formatted is
+logged and skipped, never ends the stream.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from turnout.history import History, call_label, call_name
+from turnout.store.models import DeliveryRecord
 from turnout.web.errors import ManagementError
 from turnout.web.sessions import Session
 from turnout.web.site import Site
@@ -28,6 +34,14 @@ from turnout.web.site import Site
 KEEPALIVE = 15.0  # seconds between comments that keep proxies from closing an idle stream
 MAX_STREAM = 600.0  # seconds; the browser reconnects by itself (EventSource)
 FOLLOWED = 5000  # message ids remembered per stream to match their deliveries
+RECORDED = 50  # calls (and refused calls) from the record a stream starts with
+PAYLOAD_SHOWN = 2000  # characters of a refused call's payload sent to the page
+
+# Sent once the calls from the record are out: what follows arrives live.
+LIVE_FROM_HERE = "event: live\ndata: {}\n\n"
+
+log = logging.getLogger("turnout.web.debugger")
+Item = dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -47,49 +61,168 @@ class Filters:
             user=q.get("user", "").strip().lower(),
         )
 
-    def admits(self, item: dict[str, Any]) -> bool:
-        if item.get("kind") == "rejected":
-            return not self.source or item.get("source") == self.source
-        message = item.get("message") or {}
-        if self.source and message.get("source") != self.source:
+    def admits(self, message: dict[str, Any]) -> bool:
+        """Whether a call (as stored: camelCase fields) passes the filters."""
+        if not self.admits_source(message.get("source")):
             return False
         if self.type and message.get("type") != self.type:
             return False
-        name = str(message.get("event") or message.get("name") or "").lower()
-        if self.event and self.event not in name:
+        if self.event and self.event not in call_name(message).lower():
             return False
         people = f"{message.get('userId') or ''} {message.get('anonymousId') or ''}".lower()
         return not self.user or self.user in people
 
+    def admits_source(self, source: object) -> bool:
+        """Refused calls are filtered by source only: they may have no valid type or user."""
+        return not self.source or source == self.source
+
 
 class _Follower:
-    """Decides which tap items one stream sends, remembering the messages it has shown."""
+    """Decides which items one stream sends, remembering the calls it has shown.
 
-    def __init__(self, filters: Filters) -> None:
+    A call shown from the record may arrive from the tap as well (it was published after the
+    stream subscribed): it is shown once. So is a refused call recorded after the subscription.
+    """
+
+    def __init__(self, filters: Filters, subscribed_at: float) -> None:
         self._filters = filters
+        self._subscribed_at = subscribed_at
         self._order: deque[str] = deque()
         self._ids: set[str] = set()
+        self._recorded_rejects: Counter[tuple[str, ...]] = Counter()
 
-    def wants(self, item: dict[str, Any]) -> bool:
-        if item.get("kind") == "delivery":
+    def render(self, item: Item) -> str | None:
+        """The event to send for an item, or None when this stream does not show it."""
+        try:
+            return _event(item) if self.wants(item) else None
+        except Exception:  # one odd item must cost that item, not every open tab's stream
+            kind = item.get("kind") if isinstance(item, dict) else type(item).__name__
+            log.warning("debugger: skipped a %r item that cannot be shown", kind, exc_info=True)
+            return None
+
+    def wants(self, item: Item) -> bool:
+        kind = item.get("kind")
+        if kind == "delivery":
             return item.get("message_id") in self._ids
-        if not self._filters.admits(item):
+        if kind == "rejected":
+            return self._wants_reject(item)
+        if kind != "received":
             return False
-        message_id = (item.get("message") or {}).get("messageId")
-        if message_id and message_id not in self._ids:
-            self._ids.add(message_id)
-            self._order.append(message_id)
-            if len(self._order) > FOLLOWED:
-                self._ids.discard(self._order.popleft())
+        message = item["message"]
+        if not isinstance(message, dict) or not self._filters.admits(message):
+            return False
+        message_id = message.get("messageId")
+        if not isinstance(message_id, str):
+            return True
+        if message_id in self._ids:
+            return False
+        self._ids.add(message_id)
+        self._order.append(message_id)
+        if len(self._order) > FOLLOWED:
+            self._ids.discard(self._order.popleft())
+        return True
+
+    def _wants_reject(self, item: Item) -> bool:
+        if not self._filters.admits_source(item.get("source")):
+            return False
+        key = _reject_key(item)
+        if item.get("recorded"):
+            if float(item.get("at") or 0) >= self._subscribed_at:  # the tap has it too
+                self._recorded_rejects[key] += 1
+            return True
+        if self._recorded_rejects[key]:
+            self._recorded_rejects[key] -= 1
+            return False
         return True
 
 
-def _event(item: dict[str, Any]) -> str:
-    data = json.dumps({**item, "at": item.get("at", time.time())}, default=str)
-    return f"event: {item.get('kind', 'message')}\ndata: {data}\n\n"
+def _reject_key(item: Item) -> tuple[str, ...]:
+    return tuple(str(item.get(k) or "") for k in ("source", "code", "message", "payload"))
+
+
+# -- formatting: one function per kind of item --------------------------------------------------
+
+
+def _received(item: Item) -> Item:
+    message = item["message"]
+    if not isinstance(message, dict):
+        raise TypeError(f"a received item's message is a {type(message).__name__}")
+    return {"message": message, "label": call_label(message), "size": item.get("size")}
+
+
+def _delivery(item: Item) -> Item:
+    return {
+        "connection": str(item["connection"]),
+        "message_id": str(item["message_id"]),
+        "fate": str(item["fate"]),
+        "detail": str(item.get("detail") or ""),
+        "attempts": item.get("attempts"),
+        "operations": list(item.get("operations") or []),
+        "request": str(item.get("request") or ""),
+        "response": str(item.get("response") or ""),
+    }
+
+
+def _rejected(item: Item) -> Item:
+    return {
+        "source": str(item.get("source") or ""),
+        "code": str(item["code"]),
+        "message": str(item["message"]),
+        "payload": str(item.get("payload") or "")[:PAYLOAD_SHOWN],
+    }
+
+
+_FORMATS = {"received": _received, "delivery": _delivery, "rejected": _rejected}
+
+
+def _event(item: Item) -> str:
+    kind = str(item["kind"])
+    data = {**_FORMATS[kind](item), "at": item.get("at") or time.time()}
+    return f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+# -- what a stream starts with ---------------------------------------------------------------
+
+
+async def _recorded(site: Site, history: History, filters: Filters) -> list[Item]:
+    """The newest calls the record holds (each followed by its fates) and the newest refused
+    calls, oldest first: RECORDED of them in all. Empty, and logged, when the record cannot be
+    read: the live part of the stream still works."""
+    try:
+        calls = await history.recent(filters.admits, RECORDED)
+        rejects = await site.deliveries.rejects(filters.source or None, RECORDED)
+    except Exception:
+        log.exception("debugger: could not read the newest calls from the log and store")
+        return []
+    groups: list[tuple[float, list[Item]]] = []
+    for call in calls:
+        received: Item = {"kind": "received", "message": call.message, "at": call.appended_at}
+        fates = [_delivery_item(record) for record in call.fates]
+        groups.append((call.appended_at, [received, *fates]))
+    for reject in rejects:
+        item = {"kind": "rejected", "recorded": True, "at": reject["created_at"], **reject}
+        groups.append((float(reject["created_at"]), [item]))
+    groups.sort(key=lambda group: group[0])
+    return [item for _, items in groups[-RECORDED:] for item in items]
+
+
+def _delivery_item(record: DeliveryRecord) -> Item:
+    return {
+        "kind": "delivery",
+        "connection": record.connection,
+        "message_id": record.message_id,
+        "fate": record.fate.value,
+        "detail": record.detail,
+        "attempts": record.attempts,
+        "request": record.request,
+        "response": record.response,
+        "at": record.updated_at,
+    }
 
 
 def routes(site: Site) -> list[Route]:
+    history = History(site.turnout.log, site.turnout.store)
+
     async def page(request: Request, session: Session) -> Response:
         sources = await site.sources.all()
         filters = Filters.of(request)
@@ -100,28 +233,29 @@ def routes(site: Site) -> list[Route]:
             sources=sources,
             filters=filters,
             connections=await site.connections.all(),
-            rejects=await site.deliveries.rejects(filters.source or None, 10),
         )
 
     async def stream(request: Request, session: Session) -> Response:
-        follower = _Follower(Filters.of(request))
+        filters = Filters.of(request)
         tap = site.turnout.tap
-        stopping = site.shutdown.event()
+        stopping = site.stream_stop(session)  # server stopping, or this session signed out
 
         async def events() -> AsyncIterator[str]:
-            queue = tap.subscribe()
+            queue = tap.subscribe()  # first: nothing published while the record is read is lost
+            follower = _Follower(filters, subscribed_at=time.time())
             started = time.monotonic()
             try:
                 yield "retry: 2000\n\n"
-                for recent in list(tap.recent):
-                    if follower.wants(recent):
-                        yield _event(recent)
+                for recorded in await _recorded(site, history, filters):
+                    if (text := follower.render(recorded)) is not None:
+                        yield text
+                yield LIVE_FROM_HERE
                 while not stopping.is_set() and time.monotonic() - started < MAX_STREAM:
                     item = await _next(queue, stopping)
                     if item is None:
                         yield ": keepalive\n\n"
-                    elif follower.wants(item):
-                        yield _event(item)
+                    elif (text := follower.render(item)) is not None:
+                        yield text
             finally:
                 tap.unsubscribe(queue)
 

@@ -1,5 +1,7 @@
 // The live debugger: renders the server-sent events of /debugger/stream.
 // Built with DOM calls and textContent only, so no payload can inject markup.
+// A stream starts with calls from the record; after a reconnect they come again, so every kind
+// of item is shown once: calls by messageId, fates by connection, refused calls by content.
 (() => {
   const feed = document.getElementById("feed");
   if (!feed) return;
@@ -8,6 +10,7 @@
   const empty = document.getElementById("feed-empty");
   const MAX_ROWS = 300;
   const rows = new Map(); // messageId -> {element, fates, deliveries}
+  const refused = new Map(); // content of a refused call -> the times it was shown
   let paused = false;
 
   const el = (tag, cls, text) => {
@@ -17,18 +20,20 @@
     return node;
   };
   const pretty = (value) => (typeof value === "string" ? value : JSON.stringify(value, null, 2));
-  const clock = (seconds) => new Date(seconds * 1000).toLocaleTimeString([], { hour12: false });
-  const fateChip = (fate, connection) => {
-    const chip = el("span", "fate fate-" + fate, (connection ? connection + ": " : "") + fate.replace("_", "-"));
-    return chip;
+  const clock = (seconds) => {
+    const when = new Date(seconds * 1000);
+    const time = when.toLocaleTimeString([], { hour12: false });
+    if (when.toDateString() === new Date().toDateString()) return time;
+    return when.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
   };
-
-  const describe = (m) => {
-    const traits = m.traits || (m.context && m.context.traits) || {};
-    if (m.type === "identify") return "identify" + (traits.email ? " · " + traits.email : "");
-    if (m.type === "group") return "group " + (m.groupId || "");
-    if (m.type === "alias") return "alias of " + (m.previousId || "");
-    return m.type;
+  // A fate as a chip; a filtered call's chip names the rule that filtered it.
+  const fateChip = (fate, connection, detail) => {
+    const chip = el("span", "fate fate-" + fate, (connection ? connection + ": " : "") + fate.replace("_", "-"));
+    if (connection && fate === "filtered" && detail) {
+      chip.append(el("span", "rule", " · " + detail));
+      chip.title = detail;
+    }
+    return chip;
   };
 
   function insert(node) {
@@ -51,7 +56,7 @@
     summary.append(
       el("span", "time", clock(item.at)),
       el("span", "type", m.type),
-      el("span", "name", m.event || m.name || describe(m)),
+      el("span", "name", item.label || m.type || ""),
       el("span", "who", m.userId || m.anonymousId || ""),
     );
     const fates = el("span", "fates");
@@ -81,7 +86,7 @@
     if (pending) pending.remove();
     const old = entry.seen.get(item.connection);
     if (old) { old.chip.remove(); old.block.remove(); }
-    const chip = fateChip(item.fate, item.connection);
+    const chip = fateChip(item.fate, item.connection, item.detail);
     entry.fates.append(chip);
     const block = el("div", "delivery");
     const title = el("h4");
@@ -97,7 +102,16 @@
     entry.seen.set(item.connection, { chip, block });
   }
 
+  function shownBefore(item) {
+    const key = [item.source, item.code, item.message, item.payload].join("\u0000");
+    const times = refused.get(key) || [];
+    if (times.some((at) => Math.abs(at - item.at) < 2)) return true;
+    refused.set(key, times.concat([item.at]));
+    return false;
+  }
+
   function rejected(item) {
+    if (shownBefore(item)) return;
     const row = el("details", "msg rejected");
     row.dataset.id = "reject-" + Math.random();
     const summary = el("summary");
@@ -118,10 +132,26 @@
     insert(row);
   }
 
-  const handlers = { received, delivery, rejected };
+  // The calls from the record are out: newer ones arrive live, above a divider.
+  function liveFromHere() {
+    feed.querySelectorAll(".feed-mark").forEach((mark) => mark.remove());
+    if (!feed.querySelector(".msg")) return;
+    const mark = el("p", "feed-mark", "Live: newer calls appear above this line as they arrive");
+    mark.dataset.id = "mark";
+    feed.prepend(mark);
+  }
+
+  const handlers = { received, delivery, rejected, live: liveFromHere };
   const source = new EventSource(feed.dataset.stream);
   for (const [kind, handle] of Object.entries(handlers)) {
-    source.addEventListener(kind, (event) => { if (!paused) handle(JSON.parse(event.data)); });
+    source.addEventListener(kind, (event) => {
+      if (paused) return;
+      try {
+        handle(JSON.parse(event.data));
+      } catch (error) {
+        console.error("debugger: could not show a " + kind + " item", error);
+      }
+    });
   }
   source.onopen = () => { live.dataset.state = "live"; live.textContent = "Live"; };
   source.onerror = () => { live.dataset.state = "error"; live.textContent = "Reconnecting…"; };
@@ -136,5 +166,6 @@
   document.getElementById("clear-feed").addEventListener("click", () => {
     feed.replaceChildren();
     rows.clear();
+    refused.clear();
   });
 })();

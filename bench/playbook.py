@@ -1,0 +1,167 @@
+"""Playbook cost: messages/s through a realistic playbook plus the Customer.io mapping, against the
+mapping alone, in the same run (one process, one core, no I/O: the CPU a lane spends per message).
+
+The playbook has ten rules of the kinds the cookbook in docs/playbooks.md shows (drop test and
+internal traffic, hash and remove PII, rename e-commerce events, rename traits, add a constant,
+remove internal properties, sample a noisy event, an allowlist of traits) and needs `marketing`
+consent, which every message grants. No rule drops a message of the workload, so every message
+is mapped in both runs and the ratio is the cost of shaping alone. Per message, the shaped path
+is what a lane does: `msgspec.to_builtins`, `Playbook.apply`, then `msgspec.convert` back to a
+`Message` when the playbook changed it, then `map_message`. No pass/fail: it prints figures.
+
+    .venv/bin/python bench/playbook.py                  # 20,000 messages, best of 5 rounds
+    .venv/bin/python bench/playbook.py --messages 50000 --rounds 3
+    .venv/bin/python bench/playbook.py --profile        # cProfile of the shaped path, top 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from turnout.destinations.customerio.mapping import map_message
+from turnout.destinations.customerio.settings import CustomerIOSettings
+from turnout.playbooks import Playbook, as_dict, as_message
+from turnout.spec.message import Message
+
+SETTINGS = CustomerIOSettings(site_id="bench-site", api_key="bench-key")
+
+RULES: list[dict[str, Any]] = [
+    {"name": "no test events", "when": 'type = "track" and event = "Test Event"', "drop": True},
+    {"name": "no internal traffic", "drop": True,
+     "when": 'match(context.page.url, "https://staging.*") or '
+             'contains(traits.email, "@acme.test")'},
+    {"name": "no PII", "when": 'type = "identify"', "remove": ["traits.ssn", "context.ip"],
+     "transform": {"traits.email": ["trim", "lower"]}},
+    {"when": "exists(traits.phone)", "transform": {"traits.phone": "sha256"}},
+    {"when": 'type = "track" and event = "Order Completed"', "rename_event": "purchase",
+     "copy": {"properties.revenue": "properties.total"}, "set": {"properties.currency": "USD"}},
+    {"when": 'type = "identify"',
+     "move": {"traits.first_name": "traits.firstName", "traits.last_name": "traits.lastName"}},
+    {"set": {"context.app.environment": "production"}},
+    {"when": 'type = "track"', "remove": ["properties.internal_*"]},
+    {"name": "fewer scrolls", "when": 'event = "Scroll Depth"', "sample": 0.1},
+    {"when": 'type = "identify"',
+     "keep": {"traits": ["email", "first_name", "last_name", "plan", "phone", "created_at"]}},
+]  # fmt: skip
+
+
+def _context(i: int) -> dict[str, Any]:
+    return {
+        "library": {"name": "analytics.js", "version": "next-1.84.3"},
+        "page": {
+            "path": "/products/p",
+            "url": f"https://shop.example.com/products/p-{i % 97}",
+            "title": "Product",
+            "referrer": "https://www.google.com/",
+        },
+        "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0",
+        "locale": "en-GB",
+        "ip": "203.0.113.7",
+        "consent": {"categoryPreferences": {"marketing": True, "analytics": True}},
+    }
+
+
+def _message(i: int) -> Message:
+    """A realistic mix: 60% product views, 15% orders, 15% identifies, 10% pages."""
+    base: dict[str, Any] = {
+        "messageId": f"ajs-next-{i:08d}-3f9e7c1a2b4d5e6f",
+        "receivedAt": "2026-11-28T10:00:00.123Z",
+        "timestamp": "2026-11-28T10:00:00.000Z",
+        "userId": f"user-{i % 5000}",
+        "anonymousId": f"0b8e4b5c-5b1f-4d7e-9a3b-{i % 5000:012d}",
+        "context": _context(i),
+        "source": "web",
+    }
+    kind = i % 20
+    if kind < 12:
+        base |= {"type": "track", "event": "Product Viewed", "properties": {
+            "product_id": f"p-{i % 97}", "price": 19.99, "currency": "EUR", "internal_rank": 3}}
+    elif kind < 15:
+        base |= {"type": "track", "event": "Order Completed", "properties": {
+            "order_id": f"o-{i}", "total": 59.97, "products": [{"product_id": "p-1"}]}}
+    elif kind < 18:
+        base |= {"type": "identify", "traits": {
+            "email": f" User{i}@Example.com ", "firstName": "Ada", "lastName": "Lovelace",
+            "plan": "pro", "phone": "+44 20 7946 0000", "ssn": "000-00-0000",
+            "createdAt": "2024-01-01T00:00:00Z", "favourite_colour": "green"}}
+    else:
+        base |= {"type": "page", "name": "Product", "properties": {"path": "/products/p"}}
+    return msgspec.convert(base, Message)
+
+
+def plain(messages: list[Message]) -> int:
+    operations = 0
+    for message in messages:
+        operations += len(map_message(message, SETTINGS).operations)
+    return operations
+
+
+def shaped(playbook: Playbook, to_dict: Callable[[Message], dict[str, Any]] = as_dict) -> Callable[
+    [list[Message]], int
+]:
+    def run(messages: list[Message]) -> int:
+        operations = 0
+        for message in messages:
+            outcome = playbook.apply(to_dict(message))
+            for out in outcome.messages:
+                typed = as_message(out, message, outcome.fields) if outcome.changed else message
+                operations += len(map_message(typed, SETTINGS).operations)
+        return operations
+
+    return run
+
+
+def rate(run: Callable[[list[Message]], int], messages: list[Message]) -> float:
+    start = time.process_time()  # CPU time: other processes on the machine do not count
+    run(messages)
+    return len(messages) / (time.process_time() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+
+    messages = [_message(i) for i in range(args.messages)]
+    playbook = Playbook.compile(RULES, consent=["marketing"], consent_missing="drop")
+    with_playbook = shaped(playbook)
+    # Same work in both: every message maps to operations (nothing of the mix is dropped).
+    assert plain(messages[:200]) == with_playbook(messages[:200]) > 0
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(with_playbook, messages)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+        return
+    # Interleaved rounds, best of each: a busy machine slows both alike.
+    runs = {
+        "Customer.io mapping alone": plain,
+        "playbook + Customer.io mapping": with_playbook,
+        "  the same, dict by to_builtins": shaped(playbook, msgspec.to_builtins),
+        "playbook alone (as_dict + apply)": lambda batch: sum(
+            len(playbook.apply(as_dict(m)).messages) for m in batch
+        ),
+    }
+    best = dict.fromkeys(runs, 0.0)
+    for _ in range(args.rounds):
+        for name, run in runs.items():
+            best[name] = max(best[name], rate(run, messages))
+    print(f"{len(messages):,} messages, {len(RULES)}-rule playbook + consent, best of "
+          f"{args.rounds} rounds")  # fmt: skip
+    for name, value in best.items():
+        print(f"  {name:<34} {value:>10,.0f} messages/s")
+    bare = best["Customer.io mapping alone"]
+    print(f"  {'ratio (playbook + mapping / mapping)':<34} "
+          f"{best['playbook + Customer.io mapping'] / bare:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()
