@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -37,3 +38,16 @@ def wait_http(
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer")
+
+
+def poll(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> bool:
+    """Wait until `check()` holds, at most `timeout` seconds. A benchmark must never hang: on
+    timeout it says what it was waiting for and returns False, so the caller reports the part
+    as timed out (with what it measured so far) instead of printing a figure."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() >= deadline:
+            print(f"  TIMEOUT: no {what} after {timeout:g} s", flush=True)
+            return False
+        time.sleep(interval)
+    return True

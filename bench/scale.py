@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import contextlib
 
 from delivery import KEY, SITE, WRITE_KEY, delivered_events, emulator, ingest
-from harness import ADMIN_TOKEN, free_port, wait_http
+from harness import ADMIN_TOKEN, free_port, poll, wait_http
 
 NATS_URL = os.environ.get("TURNOUT_TEST_NATS_URL", "nats://127.0.0.1:4222")
 PG_URL = os.environ.get("TURNOUT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -134,11 +134,10 @@ def run(deliverers: int, events: int, people: int) -> float:
                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                     timeout=10,
                 ).raise_for_status()
-            while delivered_events(emu) == 0:
-                time.sleep(0.02)
+            poll(lambda: delivered_events(emu) > 0, 120, "first delivered event", 0.02)
             t0 = time.monotonic()
-            while (done := delivered_events(emu)) < events and time.monotonic() - t0 < 600:
-                time.sleep(0.1)
+            poll(lambda: delivered_events(emu) >= events, 600, "complete delivery", 0.1)
+            done = delivered_events(emu)
             rate = done / (time.monotonic() - t0)
             if done < events:  # say where the rest stands, to find out why
                 for deliver_url in urls:

@@ -25,6 +25,9 @@ from turnout.ingest.routes import build_tracking_app
 from turnout.log.base import EventLog
 from turnout.log.sqlite import SQLiteLog
 from turnout.metrics import REGISTRY
+from turnout.playbooks.revisions import save_revision
+from turnout.privacy.service import PrivacyService
+from turnout.privacy.suppression import Hasher, PrivacyList
 from turnout.store.models import Connection, Source
 from turnout.store.secrets import SecretBox, load_or_create_key
 from turnout.store.sqlite import Store
@@ -55,7 +58,9 @@ class Turnout:
         data = config.data_path
         prepare(data)  # first: everything below may create files in it
         self.tap = Tap()
-        self.box = SecretBox(load_or_create_key(data, config.server.secret_key or None))
+        key = load_or_create_key(data, config.server.secret_key or None)
+        self.box = SecretBox(key)
+        self.privacy_list = PrivacyList(Hasher(key))
         self.store: Store = self._make_store()
         self.log: EventLog = self._make_log()
         self.ingestor = Ingestor(
@@ -68,8 +73,14 @@ class Turnout:
                 max_request_bytes=config.server.max_request_bytes,
                 max_batch_messages=config.server.max_batch_messages,
             ),
+            privacy=self.privacy_list,
         )
         self.delivery = self._make_delivery()
+        self.delivery.playbook_dir = config.directory
+        self.delivery.privacy = self.privacy_list
+        self.privacy = PrivacyService(
+            self.store, self.log, self.box, self.privacy_list, runs=config.server.role != "ingest"
+        )
         self.admin_token = ""
         self.first_start = FirstStart()
         self.ready = False
@@ -130,6 +141,7 @@ class Turnout:
     async def start(self) -> None:
         await self.store.start()
         await self.log.start()
+        await self.privacy.start()
         await self._apply_file_config()
         self.admin_token = self._admin_token()
         if self.config.server.role != "ingest":
@@ -140,6 +152,7 @@ class Turnout:
         self.ready = False
         if self.config.server.role != "ingest":
             await self.delivery.stop()
+        await self.privacy.close()
         await self.log.close()
         await self.store.close()
 
@@ -158,6 +171,14 @@ class Turnout:
                     rate_limit=declared.rate_limit,
                     origin="file",
                 )
+            )
+            await save_revision(
+                self.store,
+                declared.name,
+                declared.playbook,
+                declared.consent,
+                declared.consent_missing,
+                "file",
             )
         if not await self.store.list_sources():
             key = "wk_" + secrets.token_urlsafe(18)

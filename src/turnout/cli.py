@@ -10,7 +10,6 @@ import logging
 import sys
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,15 +18,17 @@ import typer
 
 from turnout import config as config_module
 from turnout.config import Config, ConfigError
+from turnout.spec import timestamps
 
 if TYPE_CHECKING:
     from turnout.app import Turnout
     from turnout.history import Identity
 
 PERSON_CALLS = 200  # calls `trace --user` shows at once (the history module's page size)
+CHECK_TIMEOUT = 30.0  # seconds `check-connection` waits for the destination's answer
 
 app = typer.Typer(
-    help="Turnout: a customer data router. Tracking calls in, Customer.io out, nothing lost.",
+    help="Turnout: a customer data router. Tracking calls in, every destination out, nothing lost.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -157,14 +158,16 @@ def _announce(service: Any, host: str, port: int) -> None:
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write the file")] = Path("turnout.toml"),
 ) -> None:
-    """Write a commented turnout.toml to start from."""
+    """Write a commented turnout.toml to start from: one example per destination."""
     if path.exists():
         typer.secho(f"error: {path} exists; not overwriting it", fg="red", err=True)
         raise typer.Exit(2)
+    from turnout.destinations import registry
     from turnout.sample_config import SAMPLE
 
     path.write_text(SAMPLE)
     typer.echo(f"wrote {path}; edit it, then run: turnout serve --config {path}")
+    typer.echo("destinations in it: " + ", ".join(registry.names()))
 
 
 @app.command()
@@ -225,7 +228,11 @@ def _when(text: str | None) -> float | None:
     try:
         return float(text)
     except ValueError:
-        return datetime.fromisoformat(text).timestamp()
+        pass
+    moment = timestamps.read(text)  # no offset: UTC, as everywhere in Turnout
+    if moment is None:
+        raise typer.BadParameter(f"{text!r} is neither unix seconds nor an ISO-8601 date-time")
+    return moment.timestamp()
 
 
 @app.command()
@@ -375,10 +382,9 @@ def check_connection(
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Verify a connection's credentials with the destination (and its region)."""
-    from turnout.delivery.gate import RateGate
-    from turnout.delivery.manager import parse_settings
+    """Verify a connection's credentials with its destination (any registered one)."""
     from turnout.destinations import registry
+    from turnout.destinations.base import SettingsError, Unlimited, run_check
 
     loaded = _load(config, data_dir)
 
@@ -393,12 +399,15 @@ def check_connection(
         if connection is None:
             typer.secho(f"error: no connection named {name!r}", fg="red", err=True)
             raise typer.Exit(2)
-        destination = registry.get(connection.destination)
-        client = destination.client(
-            parse_settings(destination, connection.settings), RateGate(10.0)
-        )
         try:
-            return await client.check()
+            destination = registry.get(connection.destination)
+            settings = registry.parse_settings(destination.name, connection.settings)
+        except (SettingsError, KeyError) as exc:
+            typer.secho(f"error: connection {name!r}: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
+        client = destination.client(settings, Unlimited())
+        try:
+            return await run_check(client, CHECK_TIMEOUT)
         finally:
             await client.aclose()
 
@@ -418,6 +427,24 @@ def _mount_emulators() -> None:
 
 
 _mount_emulators()
+
+
+def _mount_playbooks() -> None:
+    from turnout.playbooks.cli import playbook_app
+
+    app.add_typer(playbook_app, name="playbook", help="Try a connection's playbook")
+
+
+_mount_playbooks()
+
+
+def _mount_privacy() -> None:
+    from turnout.privacy.cli import privacy_app
+
+    app.add_typer(privacy_app, name="privacy", help="Suppress, unsuppress or delete people")
+
+
+_mount_privacy()
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from turnout.validation import field_message
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the key and what is wrong."""
@@ -107,9 +109,14 @@ class ConnectionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     enabled: bool = True
     rate_limit: RateLimit | None = None  # None: the destination's default
     settings: dict[str, Any] = msgspec.field(default_factory=dict)
+    # The connection's playbook (docs/playbooks.md): consent categories it needs, what to do with
+    # a call that carries no consent, and the `[[connections.playbook]]` rules, in order.
+    consent: list[str] = msgspec.field(default_factory=list)
+    consent_missing: str = "deliver"  # or "drop"; checked with the playbook, located alike
+    playbook: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
 
-class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
@@ -120,6 +127,17 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     @property
     def data_path(self) -> Path:
         return Path(self.server.data_dir)
+
+    @property
+    def directory(self) -> Path:
+        """The configuration file's directory: playbook functions' files are found from it.
+        Not a setting (the file cannot name it): `load` records where the file was."""
+        found = self.__dict__.get("directory")
+        return found if isinstance(found, Path) else Path.cwd()
+
+    @directory.setter
+    def directory(self, value: Path) -> None:
+        self.__dict__["directory"] = value
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -154,8 +172,11 @@ def load(path: Path | None, environ: dict[str, str] | None = None) -> Config:
     try:
         config = msgspec.convert(raw, Config, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"configuration: {exc}") from None
+        raise ConfigError(f"configuration: {field_message(exc)}") from None
+    if path is not None:
+        config.directory = path.resolve().parent
     _check(config)
+    _check_playbooks(config)
     for connection in config.connections:
         connection.settings = {
             key: resolve_secret(value, f"connections.{connection.name}.settings.{key}", environ)
@@ -213,3 +234,21 @@ def _check(config: Config) -> None:
                 raise ConfigError(
                     f"connections.{connection.name}.sources: no source named {source!r}"
                 )
+
+
+def _check_playbooks(config: Config) -> None:
+    """Every connection's playbook compiles (functions loaded from their files), or the start is
+    refused with the connection and the playbook's own location of the problem."""
+    from turnout.playbooks import Playbook, PlaybookError
+
+    for connection in config.connections:
+        try:
+            Playbook.compile(
+                connection.playbook,
+                connection.consent,
+                connection.consent_missing,
+                base_dir=config.directory,
+                allow_functions=True,
+            )
+        except PlaybookError as exc:
+            raise ConfigError(f"connections.{connection.name}: {exc}") from None

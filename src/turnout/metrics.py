@@ -18,6 +18,12 @@ INGEST_REJECTED = Counter(
     ["code"],
     registry=REGISTRY,
 )
+INGEST_SUPPRESSED = Counter(
+    "turnout_ingest_suppressed_messages",
+    "Messages of suppressed people: answered as accepted, neither stored nor delivered",
+    ["source"],
+    registry=REGISTRY,
+)
 INGEST_REQUESTS = Counter(
     "turnout_ingest_requests",
     "Tracking API requests by HTTP status",
@@ -30,6 +36,24 @@ DELIVERY_MESSAGES = Counter(
     ["connection", "fate"],
     registry=REGISTRY,
 )
+DELIVERY_FILTERED = Counter(
+    "turnout_delivery_filtered_messages",
+    "Messages filtered per connection, by who filtered them: consent, playbook (a rule or a"
+    " function) or destination (its own filters)",
+    ["connection", "by"],
+    registry=REGISTRY,
+)
+
+
+def filtered_by(reason: str) -> str:
+    """Who filtered a message, from its reason: the `by` label of DELIVERY_FILTERED."""
+    if reason.startswith("consent:"):
+        return "consent"
+    if reason.startswith("playbook"):
+        return "playbook"
+    return "destination"
+
+
 DELIVERY_RECEIVED = Counter(
     "turnout_delivery_received_messages",
     "Messages a connection's lane read from the log for its sources",

@@ -1,6 +1,22 @@
-"""The commented configuration `turnout init` writes."""
+"""The commented configuration `turnout init` writes.
 
-SAMPLE = '''# Turnout configuration. Every setting shown has the default it would have if left out,
+The `[server]`, `[log]` and `[delivery]` part is written here; each connection example is
+generated from a registered destination's `fields` (label, help, default, secret), so every
+destination, a plugin's too, is offered with its settings and their defaults. The first is
+active; the others are commented out.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from turnout.destinations import registry
+from turnout.destinations.base import Destination, SettingField
+
+COMMENT_COLUMN = 34  # where a line's trailing comment starts, when the line leaves room
+
+HEAD = """# Turnout configuration. Every setting shown has the default it would have if left out,
 # except the examples under [[sources]] and [[connections]].
 
 [server]
@@ -39,30 +55,90 @@ max_backoff_s = 300
 name = "web"
 write_key = "change-me"
 
-[[connections]]
-name = "customerio"
-destination = "customerio"
-sources = ["web"]                 # empty = every source
-rate_limit = 100                  # requests/s to Customer.io
+"""
 
-[connections.settings]
-site_id = "your-site-id"
-api_key = "env:CIO_API_KEY"       # read from the environment
-region = "us"                     # "us" or "eu"
 
-# A webhook: every call POSTed as Segment-spec JSON (docs/destinations/webhook.md).
-# [[connections]]
-# name = "hook"
-# destination = "webhook"
-# sources = ["web"]
-# rate_limit = 50                 # requests/s to the receiver
-#
-# [connections.settings]
-# url = "https://hooks.example.com/turnout"
-# signing_secret = "env:TURNOUT_WEBHOOK_SECRET"   # whsec_<base64>: signs every request
-# batch_size = 1                  # calls per request; above 1 the body is {"batch": [...]}
-# request_timeout = 10            # seconds
-#
-# [connections.settings.headers]  # sent with every request; each value is a secret
-# Authorization = "env:HOOK_TOKEN"
-'''
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))  # a TOML basic string
+
+
+def _line(text: str, comment: str) -> str:
+    return f"{text.ljust(COMMENT_COLUMN - 1)} # {comment}" if comment else text
+
+
+def _env_name(destination: Destination, name: str) -> str:
+    return f"{destination.name}_{name}".upper().replace("-", "_").replace(".", "_")
+
+
+def _setting(destination: Destination, f: SettingField) -> list[str]:
+    """One setting, its wording above it: required ones active with a placeholder (a secret
+    read from the environment), optional ones commented out with their default."""
+    about = f"{f.label}{' (required)' if f.required else ''}. {f.help.rstrip('.')}."
+    if f.choices:
+        about += " One of: " + ", ".join(f.choices) + "."
+    if f.kind == "secret":
+        value = f"env:{_env_name(destination, f.name)}"
+    elif f.default is not None:
+        value = f.default
+    elif f.kind == "url":
+        value = "https://example.com/"
+    else:
+        value = f"your-{f.name.replace('_', '-')}"
+    text = f"{f.name} = {_toml(value)}"
+    return [f"# {about}", text if f.required else f"# {text}"]
+
+
+def connection_example(destination: Destination, source: str = "web") -> list[str]:
+    """A `[[connections]]` block for `destination`, from its settings fields."""
+    lines = [
+        f"# {destination.title}: destination = {_toml(destination.name)}.",
+        "[[connections]]",
+        f"name = {_toml(destination.name)}",
+        f"destination = {_toml(destination.name)}",
+        _line(f"sources = [{_toml(source)}]", "empty = every source"),
+        _line(
+            f"rate_limit = {destination.default_rate_limit:g}",
+            f"requests/s to {destination.title}",
+        ),
+        "# Playbook (docs/playbooks.md): consent categories needed (default none), what to do",
+        '# with a call that carries no consent ("deliver", the default, or "drop"), and rules.',
+        '# consent = ["marketing"]',
+        '# consent_missing = "deliver"',
+        "# [[connections.playbook]]",
+        "# when = 'type = \"track\" and event = \"Test Event\"'",
+        "# drop = true",
+        "",
+        "[connections.settings]",
+    ]
+    tables = [f for f in destination.fields if f.kind == "table"]
+    for f in destination.fields:
+        if f.kind != "table":
+            lines += _setting(destination, f)
+    for f in tables:
+        secret = f.name in destination.secret_fields
+        example = f"env:{_env_name(destination, f.name)}" if secret else "value"
+        lines += [
+            "",
+            f"# {f.label}: name = value pairs. {f.help.rstrip('.')}.",
+            f"# [connections.settings.{f.name}]",
+            f"# Name = {_toml(example)}",
+        ]
+    return lines
+
+
+def sample() -> str:
+    """The whole file: the server part, then one example per registered destination."""
+    blocks = []
+    for index, destination in enumerate(registry.all_destinations()):
+        lines = connection_example(destination)
+        if index:  # only the first is active: the others are there to be uncommented
+            lines = [line if line.startswith("# ") else f"# {line}".rstrip() for line in lines]
+        blocks.append("\n".join(lines))
+    return HEAD + "\n\n".join(blocks) + "\n"
+
+
+SAMPLE = sample()

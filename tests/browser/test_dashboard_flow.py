@@ -77,6 +77,7 @@ def create_source(page: Any, url: str) -> str:
 
 def add_connection(page: Any, url: str, emulator: CustomerIOEmulator) -> None:
     page.goto(url + "/dashboard/connections/new")
+    page.click("a.destination:has-text('Customer.io')")  # the destination comes first
     page.fill("#f-name", "customerio")
     page.uncheck("input[name=sources][value=default]")
     page.check("input[name=sources][value=website]")
@@ -103,7 +104,7 @@ def test_connect_customerio_watch_events_fix_credentials_and_replay(
     add_connection(page, url, emulator)
 
     # A second connection of the same name is refused, with the reason next to the field.
-    page.goto(url + "/dashboard/connections/new")
+    page.goto(url + "/dashboard/connections/new?destination=customerio")
     page.fill("#f-name", "customerio")
     page.fill("#f-site_id", SITE_ID)
     page.fill("#f-api_key", "another-key")

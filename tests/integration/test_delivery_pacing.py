@@ -39,8 +39,9 @@ def _in_window(requests: list[RecordedRequest], start: float) -> int:
 
 
 def _busiest_second(requests: list[RecordedRequest], after: float = 0.0) -> int:
-    return max((_in_window(requests, r.received_at) for r in requests if r.received_at >= after),
-               default=0)
+    return max(
+        (_in_window(requests, r.received_at) for r in requests if r.received_at >= after), default=0
+    )
 
 
 def test_a_429_pauses_the_connection_for_retry_after_halves_its_rate_then_it_recovers(

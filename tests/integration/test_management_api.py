@@ -181,7 +181,7 @@ def test_created_connection_delivers_at_once_and_never_shows_its_key(
     assert created.status_code == 201, created.text
     view = created.json()
     assert view["settings"]["api_key"] == "sk••••••••ET"
-    assert view["status"]["state"] == "running"
+    assert view["status"]["state"] == "ok"
     api.turnout.post("/v1/track", {"userId": "c-1", "event": "Created"})
     wait_until(lambda: "Created" in events_of(emulator, "c-1"), what="delivery by cio-two")
     listed = {c["name"]: c for c in api("GET", "/connections").json()}
@@ -281,7 +281,7 @@ def test_pause_holds_calls_and_resume_delivers_them(
     time.sleep(0.5)
     assert events_of(emulator, "p-1") == []
     resumed = api("POST", "/connections/cio/resume").json()
-    assert resumed["status"]["state"] == "running"
+    assert resumed["status"]["state"] == "ok"
     wait_until(lambda: events_of(emulator, "p-1") == ["While Paused"], what="held call")
 
 

@@ -15,7 +15,7 @@ def test_the_sample_configuration_loads_with_its_secret_from_the_environment(
 ) -> None:
     path = tmp_path / "turnout.toml"
     path.write_text(SAMPLE)
-    config = load(path, environ={"CIO_API_KEY": "from-env"})
+    config = load(path, environ={"CUSTOMERIO_API_KEY": "from-env"})
     assert config.connections[0].settings["api_key"] == "from-env"
     assert config.delivery.retry_window_hours == 72
 
@@ -23,10 +23,10 @@ def test_the_sample_configuration_loads_with_its_secret_from_the_environment(
 def test_a_missing_secret_variable_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("CIO_API_KEY", raising=False)
+    monkeypatch.delenv("CUSTOMERIO_API_KEY", raising=False)
     path = tmp_path / "turnout.toml"
     path.write_text(SAMPLE)
-    with pytest.raises(ConfigError, match="CIO_API_KEY is not set"):
+    with pytest.raises(ConfigError, match="CUSTOMERIO_API_KEY is not set"):
         load(path, environ={})
 
 
@@ -46,9 +46,9 @@ def test_an_unknown_key_is_an_error_naming_it(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "problem"),
     [
-        ("0", "Expected `float` > 0.0"),
-        ("-1", "Expected `float` > 0.0"),
-        ("2e6", "Expected `float` <= 1000000.0"),
+        ("0", "expected `float` > 0.0"),
+        ("-1", "expected `float` > 0.0"),
+        ("2e6", "expected `float` <= 1000000.0"),
     ],
 )
 def test_a_rate_limit_of_zero_negative_or_unbounded_is_refused_naming_it(
@@ -63,19 +63,19 @@ def test_a_rate_limit_of_zero_negative_or_unbounded_is_refused_naming_it(
     )
     with pytest.raises(ConfigError) as raised:
         load(path, environ={})
-    assert str(raised.value) == f"configuration: {problem} - at `$.connections[0].rate_limit`"
+    assert str(raised.value) == f"configuration: connections[0].rate_limit: {problem}"
 
 
 @pytest.mark.parametrize(
     ("key", "value", "problem"),
     [
-        ("max_header_bytes", "0", "Expected `int` >= 1"),
-        ("max_headers", "-5", "Expected `int` >= 1"),
-        ("max_url_bytes", "0", "Expected `int` >= 1"),
-        ("max_connections", "-1", "Expected `int` >= 1"),
-        ("header_timeout_s", "0", "Expected `float` > 0.0"),
-        ("body_timeout_s", "-1.5", "Expected `float` > 0.0"),
-        ("keep_alive_timeout_s", "0", "Expected `float` > 0.0"),
+        ("max_header_bytes", "0", "expected `int` >= 1"),
+        ("max_headers", "-5", "expected `int` >= 1"),
+        ("max_url_bytes", "0", "expected `int` >= 1"),
+        ("max_connections", "-1", "expected `int` >= 1"),
+        ("header_timeout_s", "0", "expected `float` > 0.0"),
+        ("body_timeout_s", "-1.5", "expected `float` > 0.0"),
+        ("keep_alive_timeout_s", "0", "expected `float` > 0.0"),
     ],
 )
 def test_a_connection_limit_of_zero_or_less_is_refused_naming_it(
@@ -86,10 +86,10 @@ def test_a_connection_limit_of_zero_or_less_is_refused_naming_it(
     path.write_text(f"[server]\n{key} = {value}\n")
     with pytest.raises(ConfigError) as raised:
         load(path, environ={})
-    assert str(raised.value) == f"configuration: {problem} - at `$.server.{key}`"
+    assert str(raised.value) == f"configuration: server.{key}: {problem}"
     with pytest.raises(ConfigError) as raised:
         load(None, environ={f"TURNOUT_{key.upper()}": value})
-    assert str(raised.value) == f"configuration: {problem} - at `$.server.{key}`"
+    assert str(raised.value) == f"configuration: server.{key}: {problem}"
 
 
 def test_connection_limits_have_defaults_and_take_environment_overrides() -> None:

@@ -3,7 +3,7 @@
 A person is *busy* while one of their messages is in flight and *blocked* while one waits for a
 retry; either way their later messages wait behind it, while other people flow on. Only people
 who are neither are *ready*, and a batch takes at most one message per ready person, so no two
-messages of one person are ever in flight together (Customer.io processes requests
+messages of one person are ever in flight together (a destination may process requests
 asynchronously; sending the identify before the event that needs the person is the only order
 we can promise it).
 

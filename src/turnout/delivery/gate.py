@@ -29,6 +29,9 @@ import time
 from collections.abc import AsyncIterator
 
 from turnout import metrics
+from turnout.destinations.base import Unlimited
+
+__all__ = ["RateGate", "Unlimited"]  # Unlimited belongs to the destination contract
 
 WINDOW = 1.0  # seconds: the limit is "requests per second", over every such window
 MIN_RATE = 0.5  # requests/s: the floor a run of 429s can push the rate down to
@@ -113,14 +116,3 @@ class RateGate:
         if elapsed >= 1.0:
             self.rate = min(self.limit, self.rate * RECOVERY_PER_SECOND ** int(elapsed))
             self._last_recovery = now
-
-
-class Unlimited:
-    """A gate that never waits: a one-off request (a credentials check) needs no rate limit."""
-
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        yield
-
-    def slow_down(self, retry_after: float | None) -> None:
-        return None

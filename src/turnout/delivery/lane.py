@@ -25,6 +25,7 @@ from turnout import metrics
 from turnout.config import DeliveryConfig
 from turnout.delivery.backoff import retry_delay
 from turnout.delivery.barrier import Barrier
+from turnout.delivery.shaping import ActivePlaybook, shape_and_map
 from turnout.destinations.base import (
     Destination,
     DestinationClient,
@@ -33,6 +34,7 @@ from turnout.destinations.base import (
     Status,
 )
 from turnout.log.base import Entry, EventLog
+from turnout.privacy.suppression import DELETED, PrivacyList
 from turnout.spec import message as spec_message
 from turnout.store.models import Connection, DeadLetter, DeliveryRecord, Fate
 from turnout.store.sqlite import Store
@@ -68,6 +70,7 @@ class Pending:
     first_failure: float | None = None
     dead_letter_id: int | None = None  # set when this is a replay of a dead letter
     original_offset: int = 0  # the replayed dead letter's place in the log
+    playbook_revision: int | None = None  # the revision that shaped it (None: no playbook)
 
 
 @dataclass(slots=True)
@@ -95,8 +98,11 @@ class Lane:
         tap: Tap,
         *,
         skip_recorded: bool = True,
+        playbook: ActivePlaybook | None = None,
+        privacy: PrivacyList | None = None,
     ) -> None:
         self.connection = connection
+        self._privacy = privacy
         self.name = connection.name
         self.lane_id = f"connection:{connection.name}"
         self._destination = destination
@@ -108,6 +114,8 @@ class Lane:
         self._tap = tap
         self._sources = set(connection.sources)
         self._skip_recorded = skip_recorded
+        self._playbook = playbook.playbook if playbook else None
+        self._revision = playbook.revision if playbook else None
         self._barrier = Barrier(config.per_person_window)
         self._pending: dict[int, Pending] = {}
         self._skip: set[int] = set()
@@ -152,6 +160,16 @@ class Lane:
         await self._flush()
         await self._client.aclose()
         self.state = LaneState.STOPPED
+
+    def use_playbook(self, playbook: ActivePlaybook | None) -> None:
+        """Shape the messages read from now on with this revision (no restart: messages
+        already mapped and held keep the shape they were given)."""
+        self._playbook = playbook.playbook if playbook else None
+        self._revision = playbook.revision if playbook else None
+
+    @property
+    def playbook_revision(self) -> int | None:
+        return self._revision
 
     def pause(self) -> None:
         self.state = LaneState.PAUSED
@@ -294,11 +312,19 @@ class Lane:
         queue: bool = True,
         force: bool = False,
     ) -> bool:
-        """Map a message and hold it; resolve it at once if there is nothing to send."""
+        """Shape and map a message and hold it; resolve it at once if there is nothing to send."""
         self._m_received.inc()
+        playbook = self._playbook
         try:
             message = spec_message.decode(payload)
-            mapped = self._destination.map(message, self._settings)
+            withheld = self._privacy.verdict(message, person, offset) if self._privacy else None
+            if withheld is not None:
+                self._withhold(offset, person, message.message_id, withheld)
+                return False
+            if playbook is None:
+                mapped = self._destination.map(message, self._settings)
+            else:
+                mapped = shape_and_map(playbook, self._destination, self._settings, message).result
             message_id = message.message_id
         except Exception as exc:  # a mapping bug must cost one message, not the lane
             log.exception("lane %s: cannot map message at offset %s", self.name, offset)
@@ -313,6 +339,7 @@ class Lane:
             mapped=mapped,
             dead_letter_id=dead_letter_id,
             original_offset=original_offset,
+            playbook_revision=self._revision,
         )
         if mapped.filtered is not None:
             self._resolve(pending, Fate.FILTERED, mapped.filtered)
@@ -359,7 +386,44 @@ class Lane:
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
 
+    def _withhold(
+        self, offset: int, person: str, message_id: str, reason: str, held: Pending | None = None
+    ) -> None:
+        """A privacy request withdrew this message: a suppressed person's is filtered (and
+        recorded so); a deleted person's leaves no record at all, since it would name them."""
+        if reason == DELETED:
+            if offset in self._pending:
+                del self._pending[offset]
+                self._barrier.done(person, offset)
+            metrics.DELIVERY_MESSAGES.labels(self.name, Fate.FILTERED.value).inc()
+            return
+        pending = held or Pending(offset, person, message_id, b"", 0.0, MapResult())
+        self._resolve(pending, Fate.FILTERED, reason)
+
+    def _still_wanted(self, batch: list[Pending]) -> list[Pending]:
+        """The batch without messages a privacy request withdrew while they waited."""
+        privacy = self._privacy
+        if privacy is None or not privacy.active:
+            return batch
+        wanted = []
+        for pending in batch:
+            reason = privacy.verdict(
+                spec_message.decode(pending.payload), pending.person, pending.offset
+            )
+            if reason is None:
+                wanted.append(pending)
+            else:
+                self._withhold(
+                    pending.offset, pending.person, pending.message_id, reason, pending
+                )
+        return wanted
+
     async def _send(self, batch: list[Pending]) -> None:
+        batch = self._still_wanted(batch)
+        if not batch:
+            self._in_flight -= 1
+            self._wake.set()
+            return
         operations = [op for p in batch for op in p.mapped.operations]
         started = time.monotonic()
         try:
@@ -456,6 +520,8 @@ class Lane:
         if pending.dead_letter_id is not None:
             self._replayed.append(pending.dead_letter_id)
         metrics.DELIVERY_MESSAGES.labels(self.name, fate.value).inc()
+        if fate is Fate.FILTERED:
+            metrics.DELIVERY_FILTERED.labels(self.name, metrics.filtered_by(detail)).inc()
         self._note(pending, fate, detail, result)
 
     def _dead(self, pending: Pending, reason: str, request: str, response: str) -> None:
@@ -495,6 +561,7 @@ class Lane:
                     attempts=pending.attempts,
                     request=result.request if result else "",
                     response=result.response if result else "",
+                    playbook_revision=pending.playbook_revision,
                 )
             )
         if self._tap.listening:
@@ -505,6 +572,7 @@ class Lane:
                     "message_id": pending.message_id,
                     "fate": fate.value,
                     "detail": detail,
+                    "playbook_revision": pending.playbook_revision,
                     "operations": [msgspec.to_builtins(op) for op in pending.mapped.operations],
                     "request": result.request if result else "",
                     "response": result.response if result else "",

@@ -12,16 +12,19 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
-
-import msgspec
 
 from turnout.config import DeliveryConfig
 from turnout.delivery.gate import RateGate
 from turnout.delivery.lane import Lane
 from turnout.delivery.lane_group import LaneGroup
-from turnout.destinations.base import Destination
+from turnout.delivery.shaping import ActivePlaybook
+from turnout.destinations.base import Destination, SettingsError, parse_settings
 from turnout.log.base import EventLog
+from turnout.playbooks import PlaybookError
+from turnout.playbooks.revisions import compile_revision
+from turnout.privacy.suppression import PrivacyList
 from turnout.store.base import StateStore
 from turnout.store.models import Connection, DeadLetter
 from turnout.tap import Tap
@@ -30,16 +33,7 @@ log = logging.getLogger("turnout.delivery")
 
 RETENTION_INTERVAL = 600.0  # seconds between log trims
 
-
-class SettingsError(ValueError):
-    """A connection's settings do not fit its destination; the message names the field."""
-
-
-def parse_settings(destination: Destination, settings: dict[str, Any]) -> Any:
-    try:
-        return msgspec.convert(settings, destination.settings_type, strict=False)
-    except msgspec.ValidationError as exc:
-        raise SettingsError(f"settings: {exc}".replace("$.", "")) from None
+__all__ = ["DeliveryManager", "SettingsError", "parse_settings"]  # the last two: the contract's
 
 
 class DeliveryManager:
@@ -59,11 +53,18 @@ class DeliveryManager:
         self._tap = tap
         self._retention = retention_hours * 3600
         self.lanes: dict[str, Lane | LaneGroup] = {}
+        # Each connection's current playbook revision, compiled; and the revisions that do not
+        # compile (a function's file gone): their connection's lanes are not started.
+        self.playbook_dir: Path | None = None  # where functions' files are (set by the app)
+        self.playbooks: dict[str, ActivePlaybook] = {}
+        self.broken_playbooks: dict[str, tuple[int, str]] = {}
+        self.privacy: PrivacyList | None = None  # who no lane may deliver (set by the app)
         self._lock = asyncio.Lock()
         self._housekeeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         for connection in await self._store.list_connections():
+            await self.load_playbook(connection.name)
             await self._start_lane(connection)
         self._housekeeping = asyncio.create_task(self._retain_forever(), name="log-retention")
 
@@ -85,6 +86,9 @@ class DeliveryManager:
     ) -> Lane:
         """A lane for the connection; on a partitioned log, `log_` is one partition's view and
         `gate` the rate gate the connection's lanes in this process share."""
+        broken = self.broken_playbooks.get(connection.name)
+        if broken is not None:
+            raise PlaybookError(f"playbook revision {broken[0]} cannot be loaded: {broken[1]}")
         destination = self._destinations(connection.destination)
         settings = parse_settings(destination, connection.settings)
         if gate is None:
@@ -101,12 +105,61 @@ class DeliveryManager:
             self._config,
             self._tap,
             skip_recorded=skip_recorded,
+            playbook=self.playbooks.get(connection.name),
+            privacy=self.privacy,
         )
+
+    # -- playbooks ---------------------------------------------------------------------------
+
+    async def load_playbook(self, name: str) -> None:
+        """Read the connection's current playbook revision and hand it to its running lanes:
+        the messages they read from then on are shaped by it (no restart). A revision that no
+        longer compiles keeps the connection's lanes from starting: delivering unshaped calls
+        could send what the playbook exists to keep out."""
+        revision = await self._store.playbook_revision(name)
+        was_broken = self.broken_playbooks.pop(name, None) is not None
+        active = None
+        if revision is None:
+            self.playbooks.pop(name, None)
+        else:
+            try:
+                playbook = compile_revision(revision, self.playbook_dir)
+            except PlaybookError as exc:
+                log.error("connection %s: playbook revision %d: %s", name, revision.number, exc)
+                self.broken_playbooks[name] = (revision.number, str(exc))
+                await self.remove(name, forget_playbook=False)
+                return
+            active = ActivePlaybook.of(revision.number, playbook)
+            self.playbooks[name] = active
+        for lane in self._lanes_named(name):
+            lane.use_playbook(active)
+        if was_broken:  # it compiles again: start the connection's lanes
+            connection = await self._store.get_connection(name)
+            if connection is not None:
+                await self.apply(connection)
+
+    async def sync_playbooks(self) -> None:
+        """Load the revisions saved by any process since this one last looked."""
+        current = await self._store.current_playbook_revisions()
+        for name in [*self.lanes, *self.broken_playbooks]:
+            if name in self.broken_playbooks:
+                number: int | None = self.broken_playbooks[name][0]
+            else:
+                have = self.playbooks.get(name)
+                number = have.revision if have else None
+            if current.get(name) != number:
+                await self.load_playbook(name)
+
+    def _lanes_named(self, name: str) -> list[Lane]:
+        lane = self.lanes.get(name)
+        if lane is None:
+            return []
+        return [lane] if isinstance(lane, Lane) else list(lane.lanes.values())
 
     async def _start_lane(self, connection: Connection, *, skip_recorded: bool = True) -> None:
         try:
             lane = self.lane_for(connection, skip_recorded=skip_recorded)
-        except (SettingsError, KeyError) as exc:
+        except (SettingsError, KeyError, PlaybookError) as exc:
             log.error("connection %s not started: %s", connection.name, exc)
             return
         self.lanes[connection.name] = lane
@@ -120,11 +173,14 @@ class DeliveryManager:
                 await old.stop()
             await self._start_lane(connection)
 
-    async def remove(self, name: str) -> None:
+    async def remove(self, name: str, *, forget_playbook: bool = True) -> None:
         async with self._lock:
             lane = self.lanes.pop(name, None)
             if lane is not None:
                 await lane.stop()
+        if forget_playbook:
+            self.playbooks.pop(name, None)
+            self.broken_playbooks.pop(name, None)
 
     async def place_new(self, name: str, *, deliver_history: bool) -> None:
         """Where a new connection starts reading: the log's head (new calls only, as when a

@@ -33,6 +33,7 @@ from turnout.delivery.ownership import Ownership
 from turnout.delivery.replays import ReplayRequests
 from turnout.destinations.base import Destination
 from turnout.log.base import EventLog
+from turnout.playbooks import PlaybookError
 from turnout.store.base import StateStore
 from turnout.store.models import Connection, DeadLetter
 from turnout.tap import Tap
@@ -80,6 +81,7 @@ class PartitionedDeliveryManager(DeliveryManager):
 
     async def start(self) -> None:
         for connection in await self._store.list_connections():
+            await self.load_playbook(connection.name)
             self._add_group(connection)
         self._plog.on_control(self._on_control)
         self.ownership = Ownership(
@@ -132,7 +134,7 @@ class PartitionedDeliveryManager(DeliveryManager):
                 log_=self._plog.partition(partition),
                 gate=group.gate,
             )
-        except (SettingsError, KeyError) as exc:
+        except (SettingsError, KeyError, PlaybookError) as exc:
             log.error("connection %s not started: %s", group.name, exc)
             return
         group.lanes[partition] = lane
@@ -171,18 +173,22 @@ class PartitionedDeliveryManager(DeliveryManager):
                 for partition in sorted(self.active):
                     self._start_partition_lane(group, partition)
 
-    async def remove(self, name: str) -> None:
+    async def remove(self, name: str, *, forget_playbook: bool = True) -> None:
         async with self._lock:
             self.lanes.pop(name, None)
             group = self.groups.pop(name, None)
             if group is not None:
                 await group.stop()
+        if forget_playbook:
+            self.playbooks.pop(name, None)
+            self.broken_playbooks.pop(name, None)
 
     async def _watch_connections(self) -> None:
         while True:
             await asyncio.sleep(CONFIG_POLL)
             try:
                 await self.sync_connections()
+                await self.sync_playbooks()
                 for name in list(self.groups):
                     await self._take_replays(name)
             except Exception:

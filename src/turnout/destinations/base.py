@@ -8,7 +8,8 @@ The lane never looks inside an operation; it only batches them, sends them, and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -17,6 +18,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import msgspec
 
 from turnout.spec.message import Message
+from turnout.validation import field_message
 
 
 @dataclass(slots=True)
@@ -133,6 +135,21 @@ class RequestGate(Protocol):
     def slow_down(self, retry_after: float | None) -> None: ...
 
 
+class SettingsError(ValueError):
+    """A connection's settings do not fit its destination; the message names the field."""
+
+
+class Unlimited:
+    """A gate that never waits: a one-off request (a credentials check) needs no rate limit."""
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        yield
+
+    def slow_down(self, retry_after: float | None) -> None:
+        return None
+
+
 class Destination(Protocol):
     """A destination plugin, registered by `name` in `turnout.destinations.registry`."""
 
@@ -176,3 +193,15 @@ async def run_check(client: DestinationClient, timeout: float) -> CheckResult:
         return CheckResult(
             False, f"no answer within {timeout:g}s: the destination did not respond in time"
         )
+
+
+def parse_settings(destination: Destination, settings: dict[str, Any]) -> Any:
+    """`settings` as the destination's settings struct, or a `SettingsError` naming the field.
+
+    Lax on types (`strict=False`): a form sends "30" for a number, and every door (file, API,
+    dashboard) must accept exactly the same settings.
+    """
+    try:
+        return msgspec.convert(settings, destination.settings_type, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"settings: {field_message(exc)}") from None

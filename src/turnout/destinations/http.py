@@ -13,7 +13,7 @@ A destination with its own rules classifies those statuses first and hands the r
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -82,9 +82,7 @@ def network_failure(
     return SendResult(Status.RETRY, f"could not reach {title} ({_kind(exc)}: {exc}); will retry")
 
 
-def classify(
-    status: int, headers: httpx.Headers | dict[str, str], body: bytes, *, title: str
-) -> SendResult:
+def classify(status: int, headers: Mapping[str, str], body: bytes, *, title: str) -> SendResult:
     """What an answer means when the destination has no rule of its own for it.
 
     2xx delivered. 429, 408 and 5xx are transient: retried, after `Retry-After` when given.

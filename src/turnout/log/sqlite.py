@@ -16,12 +16,20 @@ per message and dense (a chunk covers `first .. first + count - 1`), so nothing 
 sees chunks. A row per message cost SQLite about as much CPU as all of ingest's own work per
 message; a row per chunk costs a fraction of it. Trimming drops whole chunks only, so it may keep
 a few finished messages a little longer.
+
+Erasing a person (a privacy deletion) rewrites each chunk holding their messages with those
+messages replaced by tombstones (an empty person key and a size of 0), so offsets stay dense and
+readers skip them. Every connection runs with `secure_delete=ON`, so the bytes a rewrite or a
+trim frees are overwritten with zeros instead of lingering in free pages; after an erasure a
+TRUNCATE checkpoint copies the WAL into the database and empties it, so no old page image of the
+chunk survives there either.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import shutil
 import sqlite3
@@ -40,6 +48,7 @@ import msgspec
 
 from turnout.datadir import PRIVATE_DIR, create_private
 from turnout.log.base import Entry, LogFull, LogStats, NewEntry
+from turnout.wal import truncate_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -128,6 +137,7 @@ class SQLiteLog:
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="turnout-log-read")
         self._local = threading.local()
         self._head = 0
+        self._visible = 0  # the newest offset that is not a tombstone
         self._oldest = 1
         self._appended = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -139,6 +149,7 @@ class SQLiteLog:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA secure_delete=ON")  # freed pages are zeroed: erasures leave no copy
         return conn
 
     async def start(self) -> None:
@@ -151,6 +162,7 @@ class SQLiteLog:
         self._head = conn.execute(f"SELECT {_HEAD} FROM chunks").fetchone()[0]
         oldest = conn.execute("SELECT MIN(first) FROM chunks WHERE count > 0").fetchone()[0]
         self._oldest = oldest or self._head + 1
+        self._visible = _last_visible(conn)
         # Checkpoints (copying the WAL back into the database) run in their own thread, so a
         # group commit never waits behind one: automatic checkpoints would run in the writer.
         conn.execute("PRAGMA wal_autocheckpoint=0")
@@ -162,6 +174,18 @@ class SQLiteLog:
             target=self._checkpoint_loop, name="turnout-log-checkpoint", daemon=True
         )
         self._checkpointer.start()
+
+    async def open_to_read(self) -> None:
+        """Learn the head of an existing log without starting its writer, for commands that
+        only read (`turnout playbook preview`): a server may be running on the same files."""
+
+        def look() -> tuple[int, int]:
+            conn = self._reader()
+            head = conn.execute(f"SELECT {_HEAD} FROM chunks").fetchone()[0]
+            return int(head), _last_visible(conn)
+
+        loop = asyncio.get_running_loop()
+        self._head, self._visible = await loop.run_in_executor(self._readers, look)
 
     def _checkpoint_loop(self) -> None:
         """PASSIVE checkpoints never block the writer; they copy what they can, every second."""
@@ -296,6 +320,8 @@ class SQLiteLog:
             _answer(group, [error] * len(group), failed=True)
             return
         self._head = head
+        if chunks:
+            self._visible = head
         answers = iter(results)
         _answer(group, [next(answers) if job.write is not None else None for job in group])
         if self._loop is not None:
@@ -327,7 +353,7 @@ class SQLiteLog:
         )
 
     async def read(self, after: int, limit: int) -> list[Entry]:
-        if after >= self._head:
+        if after >= self._visible:  # nothing past `after` but tombstones, if anything
             return []
         return await self._read_entries(after, limit, None)
 
@@ -361,7 +387,7 @@ class SQLiteLog:
         return await loop.run_in_executor(self._readers, read)
 
     async def wait_for_new(self, after: int, timeout: float) -> None:
-        if self._head > after:
+        if self._visible > after:
             return
         event = self._appended
         with contextlib.suppress(TimeoutError):
@@ -443,6 +469,88 @@ class SQLiteLog:
         self._oldest = rows[0][0] or self._head + 1
         return removed
 
+    # -- erasing people ----------------------------------------------------------------------
+
+    async def erase_persons(self, persons: set[str], upto: int) -> int:
+        """Replace every message of these person keys at offsets <= `upto` with a tombstone;
+        return how many were erased. Chunks are found by a reader (ingest goes on meanwhile) and
+        rewritten by the writer, a few at a time."""
+        if not persons:
+            return 0
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(
+            self._readers, lambda: _chunks_holding(self._reader(), persons, upto)
+        )
+        erased = 0
+        for start in range(0, len(found), ERASE_CHUNKS_PER_WRITE):
+            firsts = found[start : start + ERASE_CHUNKS_PER_WRITE]
+            erased += int(
+                await self._write(functools.partial(self._erase, firsts=firsts, persons=persons))
+            )
+        return erased
+
+    def _erase(self, conn: sqlite3.Connection, *, firsts: list[int], persons: set[str]) -> int:
+        """In the writer: rewrite these chunks without the persons' messages."""
+        erased = 0
+        for first in firsts:
+            row = conn.execute(
+                "SELECT persons, sizes, payloads FROM chunks WHERE first = ?", (first,)
+            ).fetchone()
+            if row is None:  # trimmed since it was found
+                continue
+            keys, sizes = _decode_persons(row[0]), _decode_sizes(row[1])
+            view, start, kept = memoryview(row[2]), 0, []
+            for index, size in enumerate(sizes):
+                if keys[index] in persons and size:
+                    keys[index], sizes[index] = "", 0
+                    erased += 1
+                else:
+                    kept.append(view[start : start + size])
+                start += size
+            conn.execute(
+                "UPDATE chunks SET persons = ?, sizes = ?, payloads = ? WHERE first = ?",
+                (_encode(keys), _encode(sizes), b"".join(kept), first),
+            )
+        self._visible = _last_visible(conn)
+        return erased
+
+    async def scrub(self) -> bool:
+        """Copy the WAL into the database and empty it (old page images go with it); False if
+        readers kept it busy for too long."""
+        return await asyncio.to_thread(truncate_wal, self._connect)
+
+
+ERASE_CHUNKS_PER_WRITE = 32  # chunks one writer transaction rewrites: ingest waits no longer
+
+
+def _chunks_holding(conn: sqlite3.Connection, persons: set[str], upto: int) -> list[int]:
+    """The `first` of each chunk at or below `upto` holding a message of these persons.
+
+    A few ids are searched for inside SQLite (payloads are never read); many are matched here,
+    one pass over every chunk's list of person keys."""
+    sql = "SELECT first, persons FROM chunks WHERE count > 0 AND first <= ?"
+    params: list[Any] = [upto]
+    if len(persons) <= 16:
+        sql += " AND (" + " OR ".join(["instr(persons, ?) > 0"] * len(persons)) + ")"
+        params += [_encode(p).decode() for p in persons]
+    return [
+        first
+        for first, keys in conn.execute(sql, params)
+        if not persons.isdisjoint(_decode_persons(keys))
+    ]
+
+
+def _last_visible(conn: sqlite3.Connection) -> int:
+    """The newest offset holding a message (not a tombstone); 0 if there is none."""
+    for first, count, sizes in conn.execute(
+        "SELECT first, count, sizes FROM chunks WHERE count > 0 ORDER BY first DESC"
+    ):
+        decoded = _decode_sizes(sizes)
+        for index in range(count - 1, -1, -1):
+            if decoded[index]:
+                return int(first + index)
+    return 0
+
 
 def _chunks(group: list[_Job]) -> list[tuple[str, list[NewEntry]]]:
     """The group's entries as chunks: runs of one source, requests joined up to CHUNK_BYTES."""
@@ -475,7 +583,7 @@ def _unpack(
     for index in range(count):
         end = start + sizes[index]
         offset = first + index
-        if offset > after and (person is None or persons[index] == person):
+        if offset > after and (person is None or persons[index] == person) and sizes[index]:
             found.append(Entry(offset, source, persons[index], bytes(view[start:end]), appended_at))
             if len(found) >= limit:
                 return

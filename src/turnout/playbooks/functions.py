@@ -4,7 +4,7 @@
 file's directory) and a callable in it. The file is loaded when the playbook is compiled, so a
 missing file or a syntax error stops the playbook from loading instead of failing messages later.
 The function runs in Turnout's own process with its rights: only the configuration file may name
-one (a playbook from the management API may not, unless the server allows it).
+one (a playbook saved through the management API or the dashboard may not).
 
 The function is called with the message as a dict and returns the message (changed or not),
 None (drop it for this connection) or a list of messages (zero or more, to split one call into

@@ -19,6 +19,8 @@ from typing import TypeVar
 
 import msgspec
 
+from turnout.validation import field_message
+
 T = TypeVar("T")
 
 # Deeper than any real analytics payload, far below the depth at which decoding anywhere
@@ -117,7 +119,7 @@ def _decode(decoder: msgspec.json.Decoder[T], body: bytes | msgspec.Raw, where: 
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise InvalidMessage("invalid_field", _field_message(str(exc), where)) from None
+        raise InvalidMessage("invalid_field", field_message(exc, where, "body")) from None
     except msgspec.DecodeError as exc:
         text = where.rstrip(".") or "body"
         raise InvalidMessage("invalid_json", f"{text}: not valid JSON: {exc}") from None
@@ -182,23 +184,6 @@ def too_deep(data: bytes) -> bool:
         return False
     brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
     return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH
-
-
-_AN = {"array": "an array", "str": "a string", "bool": "a boolean", "int": "a number",
-       "float": "a number"}  # fmt: skip
-_NOT_AN_OBJECT = "expected `object | null`, got `"  # how msgspec words a wrong free-form part
-
-
-def _field_message(detail: str, where: str) -> str:
-    """msgspec says "Expected `str`, got `int` - at `$.userId`"; make it "userId: expected ..."."""
-    reason, _, path = detail.partition(" - at `$")
-    reason = reason[:1].lower() + reason[1:]
-    if reason.startswith(_NOT_AN_OBJECT):
-        got = reason.removeprefix(_NOT_AN_OBJECT).rstrip("`")
-        reason = f"expected an object, got {_AN.get(got, 'a number')}"
-    if not path:
-        return f"{where.rstrip('.') or 'body'}: {reason}"
-    return f"{where}{path.rstrip('`').lstrip('.')}: {reason}"
 
 
 _TOKEN = re.compile(_STRING.pattern + rb"|[\[\]{},]", re.DOTALL)

@@ -45,7 +45,14 @@ class Message(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     @property
     def person_key(self) -> str:
         """The ordering key: one person's calls are delivered in the order received."""
-        return self.user_id or self.anonymous_id or ""
+        return person_key(self.user_id, self.anonymous_id)
+
+
+def person_key(user_id: str | None, anonymous_id: str | None) -> str:
+    """Who a call is about, as the log partitions and the lanes order by: the `userId`, else
+    the `anonymousId` (ingest refuses a call with neither). A visitor's calls from before they
+    were identified keep their own order, apart from the person's later ones."""
+    return user_id or anonymous_id or ""
 
 
 _encoder = msgspec.json.Encoder()

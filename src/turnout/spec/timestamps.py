@@ -18,12 +18,36 @@ _EARLIEST = datetime.min.replace(tzinfo=UTC)
 _LATEST = datetime.max.replace(tzinfo=UTC)
 
 
-def parse(value: str, field: str) -> datetime:
-    """ISO-8601 as the SDKs write it (`Z`, offsets, fractions); naive times are UTC."""
+def read(value: str) -> datetime | None:
+    """ISO-8601 as the SDKs write it (`Z` or an offset, any fraction, RFC 3339's lower-case `t`
+    and `z`), or None when `value` is not one: the one reading of a date-time every part shares.
+
+    The offset is kept (naive times are UTC); `parse` turns it into UTC. Fractions beyond
+    microseconds are cut, never rounded, so a time never moves into the next second.
+    """
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        parsed = _parse_any_case(value, field)  # RFC 3339 allows "t" and "z"
+        try:
+            parsed = datetime.fromisoformat(value.upper())
+        except ValueError:
+            return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def parse(value: str, field: str) -> datetime:
+    """`read`, in UTC; an `InvalidMessage` naming `field` when `value` is not ISO-8601."""
+    try:
+        # `read`'s first step, inline: ingest parses every call's time, and the function call
+        # would cost it more than the reading itself.
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        found = read(value)
+        if found is None:
+            raise InvalidMessage(
+                "invalid_timestamp", f"{field}: {value[:40]!r} is not an ISO-8601 timestamp"
+            ) from None
+        parsed = found
     if parsed.tzinfo is UTC:  # what every SDK sends: nothing to convert
         return parsed
     if parsed.tzinfo is None:
@@ -34,15 +58,6 @@ def parse(value: str, field: str) -> datetime:
         # Valid RFC 3339 with no UTC form ("0001-01-01T00:00+01:00" is in year 0): the OpenAPI
         # description promises date-time is accepted, so it is pinned to the nearest UTC edge.
         return _EARLIEST if parsed.year == 1 else _LATEST
-
-
-def _parse_any_case(value: str, field: str) -> datetime:
-    try:
-        return datetime.fromisoformat(value.upper())
-    except ValueError:
-        raise InvalidMessage(
-            "invalid_timestamp", f"{field}: {value[:40]!r} is not an ISO-8601 timestamp"
-        ) from None
 
 
 def iso(moment: datetime) -> str:

@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from turnout.store.models import Connection, DeadLetter, DeliveryRecord, Reject, Source
+from turnout.store.models import (
+    Connection,
+    DeadLetter,
+    DeliveryRecord,
+    PlaybookRevision,
+    Reject,
+    Source,
+)
 
 
 class StateStore(Protocol):
@@ -58,6 +65,19 @@ class StateStore(Protocol):
     async def failure_details(
         self, connection: str, since: float, limit: int = 2000
     ) -> list[tuple[str, str, str, float]]: ...
+
+    async def filtered_by(self, connection: str, since: float) -> dict[str, int]: ...
+
+    # playbook revisions
+    async def playbook_revisions(self, connection: str) -> list[PlaybookRevision]: ...
+
+    async def playbook_revision(
+        self, connection: str, number: int | None = None
+    ) -> PlaybookRevision | None: ...
+
+    async def current_playbook_revisions(self) -> dict[str, int]: ...
+
+    async def add_playbook_revision(self, revision: PlaybookRevision) -> PlaybookRevision: ...
 
     # dead letters
     async def add_dead_letters(self, letters: list[DeadLetter]) -> None: ...

@@ -57,6 +57,24 @@ class DeliveryRecord:
     request: str = ""
     response: str = ""
     updated_at: float = 0.0
+    playbook_revision: int | None = None  # the revision of the playbook that shaped it
+
+
+@dataclass(slots=True)
+class PlaybookRevision:
+    """One saved version of a connection's playbook. Revisions are never changed: saving (from
+    the file at start, the API or the dashboard) or rolling back adds the next one, with the
+    difference from the one before it."""
+
+    connection: str
+    number: int
+    created_at: float
+    origin: str  # who saved it: "file", "api" or "dashboard"
+    rules: list[dict[str, Any]]
+    consent: list[str]
+    consent_missing: str
+    diff: str = ""  # unified diff of the rules against the previous revision ("" for the first)
+    note: str = ""  # e.g. "rollback to revision 2"
 
 
 @dataclass(slots=True)

@@ -92,11 +92,27 @@ CREATE TABLE IF NOT EXISTS fate_counts (
     count BIGINT NOT NULL,
     PRIMARY KEY (connection, minute, fate)
 );
+CREATE TABLE IF NOT EXISTS playbook_revisions (
+    connection TEXT NOT NULL,
+    number BIGINT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    origin TEXT NOT NULL,
+    rules TEXT NOT NULL,
+    consent TEXT NOT NULL,
+    consent_missing TEXT NOT NULL,
+    diff TEXT NOT NULL,
+    note TEXT NOT NULL,
+    PRIMARY KEY (connection, number)
+);
+-- Columns added after a table's first version (a store created by an older Turnout).
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS playbook_revision BIGINT;
 """
 
 
 class PostgresStore(SqlStore):
     """`StateStore` on PostgreSQL (psycopg 3, async), for Turnout on several machines."""
+
+    _conflict_errors = (psycopg.errors.UniqueViolation,)
 
     def __init__(
         self,

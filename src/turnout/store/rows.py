@@ -13,7 +13,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from turnout.store.models import Connection, DeadLetter, DeliveryRecord, Fate, Reject, Source
+from turnout.store.models import (
+    Connection,
+    DeadLetter,
+    DeliveryRecord,
+    Fate,
+    PlaybookRevision,
+    Reject,
+    Source,
+)
 from turnout.store.secrets import SecretBox, each_secret
 
 REJECT_PAYLOAD_KEEP = 4096  # keep enough of a refused call to see what was wrong with it
@@ -63,7 +71,7 @@ def connection_from_row(row: Row, settings: SecretSettings) -> Connection:
 
 
 def delivery_from_row(row: Row) -> DeliveryRecord:
-    connection, offset, message_id, person, fate, detail, attempts, request, response, at = row
+    connection, offset, message_id, person, fate, detail, attempts, request, response, at = row[:10]
     return DeliveryRecord(
         connection=connection,
         offset=offset,
@@ -75,6 +83,36 @@ def delivery_from_row(row: Row) -> DeliveryRecord:
         request=request,
         response=response,
         updated_at=at,
+        playbook_revision=row[10] if len(row) > 10 else None,
+    )
+
+
+def playbook_revision_from_row(row: Row) -> PlaybookRevision:
+    connection, number, created_at, origin, rules, consent, missing, diff, note = row
+    return PlaybookRevision(
+        connection=connection,
+        number=int(number),
+        created_at=float(created_at),
+        origin=origin,
+        rules=json.loads(rules),
+        consent=json.loads(consent),
+        consent_missing=missing,
+        diff=diff,
+        note=note,
+    )
+
+
+def playbook_revision_params(revision: PlaybookRevision) -> tuple[Any, ...]:
+    return (
+        revision.connection,
+        revision.number,
+        revision.created_at,
+        revision.origin,
+        json.dumps(revision.rules),
+        json.dumps(revision.consent),
+        revision.consent_missing,
+        revision.diff,
+        revision.note,
     )
 
 
@@ -125,6 +163,7 @@ def delivery_params(records: list[DeliveryRecord], now: float) -> list[tuple[Any
             r.request,
             r.response,
             now,
+            r.playbook_revision,
         )
         for _, r in sorted(latest.items())
     ]

@@ -15,7 +15,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from turnout.store.models import Connection, DeadLetter, DeliveryRecord, Fate, Reject, Source
+from turnout.store.models import (
+    Connection,
+    DeadLetter,
+    DeliveryRecord,
+    Fate,
+    PlaybookRevision,
+    Reject,
+    Source,
+)
 from turnout.store.rows import (
     SecretSettings,
     connection_from_row,
@@ -25,6 +33,8 @@ from turnout.store.rows import (
     delivery_from_row,
     delivery_params,
     fate_count_params,
+    playbook_revision_from_row,
+    playbook_revision_params,
     reject_from_row,
     reject_params,
     source_from_row,
@@ -37,7 +47,10 @@ _CONNECTION_COLUMNS = (
 )
 _DELIVERY_COLUMNS = (
     'connection, "offset", message_id, person, fate, detail, attempts, request, response,'
-    " updated_at"
+    " updated_at, playbook_revision"
+)
+_REVISION_COLUMNS = (
+    "connection, number, created_at, origin, rules, consent, consent_missing, diff, note"
 )
 _LETTER_COLUMNS = (
     'id, connection, "offset", message_id, person, reason, request, response, payload,'
@@ -135,7 +148,7 @@ class SqlStore(ABC):
         clean (a lane skips offsets already recorded under its name)."""
         await self._many(
             (f"DELETE FROM {table} WHERE connection = ?", [(name,)])
-            for table in ("deliveries", "fate_counts", "dead_letters")
+            for table in ("deliveries", "fate_counts", "dead_letters", "playbook_revisions")
         )
 
     # -- delivery records --------------------------------------------------------------------
@@ -148,11 +161,13 @@ class SqlStore(ABC):
         await self._many(
             [
                 (
-                    f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+                    f"INSERT INTO deliveries ({_DELIVERY_COLUMNS})"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
                     ' ON CONFLICT (connection, "offset") DO UPDATE SET fate = excluded.fate,'
                     " detail = excluded.detail, attempts = excluded.attempts,"
                     " request = excluded.request, response = excluded.response,"
-                    " updated_at = excluded.updated_at",
+                    " updated_at = excluded.updated_at,"
+                    " playbook_revision = excluded.playbook_revision",
                     delivery_params(records, now),
                 ),
                 (
@@ -224,6 +239,18 @@ class SqlStore(ABC):
         )
         return {str(fate): int(n) for fate, n in rows}
 
+    async def filtered_by(self, connection: str, since: float) -> dict[str, int]:
+        """Messages filtered since `since`, by who filtered them: `consent`, `playbook` (a
+        rule) or `destination` (its own filters), from the reason each was recorded with."""
+        rows = await self._read(
+            "SELECT CASE WHEN detail LIKE 'consent:%' THEN 'consent'"
+            " WHEN detail LIKE 'playbook%' THEN 'playbook' ELSE 'destination' END AS who,"
+            " COUNT(*) FROM deliveries WHERE connection = ? AND updated_at >= ? AND fate = ?"
+            " GROUP BY who",
+            (connection, since, Fate.FILTERED.value),
+        )
+        return {str(who): int(n) for who, n in rows}
+
     async def failure_details(
         self, connection: str, since: float, limit: int = 2000
     ) -> list[tuple[str, str, str, float]]:
@@ -236,6 +263,64 @@ class SqlStore(ABC):
             (connection, since, Fate.RETRYING.value, Fate.DEAD.value, limit),
         )
         return [(str(f), str(d), str(m), float(u)) for f, d, m, u in rows]
+
+    # -- playbook revisions ------------------------------------------------------------------
+
+    # Errors a backend's driver raises when an insert collides with a key (two processes saving
+    # a revision of the same connection at once): the next number is tried.
+    _conflict_errors: tuple[type[Exception], ...] = ()
+
+    async def playbook_revisions(self, connection: str) -> list[PlaybookRevision]:
+        """The connection's revisions, newest first."""
+        rows = await self._read(
+            f"SELECT {_REVISION_COLUMNS} FROM playbook_revisions WHERE connection = ?"
+            " ORDER BY number DESC",
+            (connection,),
+        )
+        return [playbook_revision_from_row(row) for row in rows]
+
+    async def playbook_revision(
+        self, connection: str, number: int | None = None
+    ) -> PlaybookRevision | None:
+        """One revision by number; the current (newest) one when `number` is None."""
+        if number is None:
+            sql = (
+                f"SELECT {_REVISION_COLUMNS} FROM playbook_revisions WHERE connection = ?"
+                " ORDER BY number DESC LIMIT 1"
+            )
+            rows = await self._read(sql, (connection,))
+        else:
+            sql = (
+                f"SELECT {_REVISION_COLUMNS} FROM playbook_revisions"
+                " WHERE connection = ? AND number = ?"
+            )
+            rows = await self._read(sql, (connection, number))
+        return playbook_revision_from_row(rows[0]) if rows else None
+
+    async def current_playbook_revisions(self) -> dict[str, int]:
+        """Every connection's current revision number (a cheap poll for changes)."""
+        rows = await self._read(
+            "SELECT connection, MAX(number) FROM playbook_revisions GROUP BY connection"
+        )
+        return {str(name): int(number) for name, number in rows}
+
+    async def add_playbook_revision(self, revision: PlaybookRevision) -> PlaybookRevision:
+        """Save `revision` as the connection's next one; its `number` and `created_at` are set
+        here."""
+        for _ in range(10):
+            current = await self.playbook_revision(revision.connection)
+            revision.number = (current.number if current else 0) + 1
+            revision.created_at = time.time()
+            try:
+                await self._exec(
+                    f"INSERT INTO playbook_revisions ({_REVISION_COLUMNS})"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    playbook_revision_params(revision),
+                )
+            except self._conflict_errors:
+                continue  # another process took this number: take the next
+            return revision
+        raise RuntimeError(f"could not number a playbook revision of {revision.connection!r}")
 
     # -- dead letters ------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from turnout.datadir import PRIVATE_DIR, create_private
 from turnout.store.rows import renamed_sources
 from turnout.store.secrets import SecretBox
 from turnout.store.sql_store import SqlStore, Statements
+from turnout.wal import truncate_wal
 
 T = TypeVar("T")
 
@@ -81,11 +82,36 @@ CREATE TABLE IF NOT EXISTS fate_counts (
     count INTEGER NOT NULL,
     PRIMARY KEY (connection, minute, fate)
 );
+CREATE TABLE IF NOT EXISTS playbook_revisions (
+    connection TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    origin TEXT NOT NULL,
+    rules TEXT NOT NULL,
+    consent TEXT NOT NULL,
+    consent_missing TEXT NOT NULL,
+    diff TEXT NOT NULL,
+    note TEXT NOT NULL,
+    PRIMARY KEY (connection, number)
+);
 """
+
+# Columns added after a table's first version: (table, column, its SQL type). A store created
+# by an older Turnout gains them at start; SQLite has no `ADD COLUMN IF NOT EXISTS`.
+_ADDED_COLUMNS = (("deliveries", "playbook_revision", "INTEGER"),)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    for table, column, kind in _ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 class Store(SqlStore):
     """`StateStore` in one SQLite file: the shared queries over a writer and a reader thread."""
+
+    _conflict_errors = (sqlite3.IntegrityError,)
 
     def __init__(
         self,
@@ -105,6 +131,7 @@ class Store(SqlStore):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, not left in free pages
         return conn
 
     async def start(self) -> None:
@@ -112,6 +139,7 @@ class Store(SqlStore):
         create_private(self.path)  # SQLite gives its -wal and -shm files the same mode
         self._write_conn = self._connect()
         self._write_conn.executescript(_SCHEMA)
+        _migrate(self._write_conn)
         self._read_conn = self._connect()
         await self._refresh_sources()
 
@@ -155,6 +183,11 @@ class Store(SqlStore):
                     c.executemany(sql, rows)
 
         await self._write(run)
+
+    async def scrub(self) -> bool:
+        """Copy the WAL into the database and empty it, so the page images of deleted rows go
+        too (a privacy deletion's last step); False if readers kept it busy too long."""
+        return await asyncio.to_thread(truncate_wal, self._connect)
 
     async def rename_source(self, old: str, new: str) -> None:
         def rename(c: sqlite3.Connection) -> None:

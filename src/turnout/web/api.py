@@ -23,6 +23,8 @@ from turnout.web.connections import Connections
 from turnout.web.deliveries import Deliveries, LetterFilter
 from turnout.web.errors import ManagementError
 from turnout.web.overview import overview
+from turnout.web.playbook_api import install_playbook_routes
+from turnout.web.privacy_api import install_privacy_routes
 from turnout.web.settings_form import form_fields
 from turnout.web.sources import Sources
 from turnout.web.token_check import TokenCheck
@@ -92,7 +94,8 @@ def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
         return RedirectResponse(site_root + "/dashboard/api-docs")
 
     async def view(name: str) -> dict[str, Any]:
-        return connection_view(await connections.get(name), connections.status(name))
+        connection = await connections.get(name)
+        return connection_view(connection, connections.status(connection))
 
     # -- sources -------------------------------------------------------------------------
 
@@ -132,19 +135,20 @@ def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
 
     @api.get("/destinations", dependencies=guard, tags=["connections"])
     async def list_destinations() -> list[dict[str, Any]]:
-        """Destination types and their settings (name, type, default, secret)."""
+        """Destination types and their settings (name, type, default, secret, advanced)."""
         return [
             {
-                "name": name,
-                "title": registry.get(name).title,
-                "settings": [f.as_dict() for f in form_fields(registry.get(name))],
+                "name": destination.name,
+                "title": destination.title,
+                "default_rate_limit": destination.default_rate_limit,
+                "settings": [f.as_dict() for f in form_fields(destination)],
             }
-            for name in registry.names()
+            for destination in registry.all_destinations()
         ]
 
     @api.get("/connections", dependencies=guard, tags=["connections"])
     async def list_connections() -> list[dict[str, Any]]:
-        return [connection_view(c, connections.status(c.name)) for c in await connections.all()]
+        return [connection_view(c, connections.status(c)) for c in await connections.all()]
 
     @api.post("/connections", dependencies=guard, tags=["connections"], status_code=201)
     async def create_connection(body: m.ConnectionCreate) -> dict[str, Any]:
@@ -222,11 +226,11 @@ def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
     ) -> dict[str, Any]:
         """Received → filtered → adjusted → delivered → retrying → dead-lettered, the rate per
         bucket, and the failure reasons with sample message ids."""
-        await connections.get(name)
+        connection = await connections.get(name)
         return {
             "connection": name,
             **(await overview(turnout.store, name, window)).as_dict(),
-            "status": connections.status(name),
+            "status": connections.status(connection),
         }
 
     # -- dead letters, traces, rejects ---------------------------------------------------
@@ -292,6 +296,8 @@ def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
         """Calls refused at ingest, newest first, with the reason and the start of the payload."""
         return await deliveries.rejects(source, limit)
 
+    install_privacy_routes(api, turnout, guard)
+    install_playbook_routes(api, turnout, guard)
     return api
 
 

@@ -3,11 +3,12 @@ the OpenAPI description), so bounds here mirror what the store and the log can t
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from turnout.config import RATE_LIMIT_MAX, RATE_LIMIT_MIN_EXCLUSIVE
+from turnout.destinations import registry
 from turnout.web.names import NAME_PATTERN, WRITE_KEY_PATTERN
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["web"])]
@@ -40,7 +41,9 @@ class SourceRotate(_Body):
 
 class ConnectionCreate(_Body):
     name: Name = Field(description="Unique among connections")
-    destination: str = Field(default="customerio", max_length=64)
+    destination: str = Field(
+        default=registry.DEFAULT, max_length=64, description="A name from GET /destinations"
+    )
     sources: list[Name] = Field(default_factory=list, max_length=1000)
     settings: dict[str, Any] = Field(
         description="The destination's settings (see GET /destinations); secrets are encrypted"
@@ -69,7 +72,9 @@ class ConnectionUpdate(_Body):
 
 
 class CredentialsCheck(_Body):
-    destination: str = Field(default="customerio", max_length=64)
+    destination: str = Field(
+        default=registry.DEFAULT, max_length=64, description="A name from GET /destinations"
+    )
     settings: dict[str, Any]
     stored_from: Name | None = Field(
         default=None,
@@ -88,3 +93,43 @@ class ReplayFilter(_Body):
     since: UnixTime | None = None
     until: UnixTime | None = None
     message_id: str | None = Field(default=None, max_length=500)
+
+
+class PrivacyRequestCreate(_Body):
+    """A privacy request (the route checks it itself, to answer 400 naming the field)."""
+
+    action: Literal["suppress", "unsuppress", "delete", "suppress_and_delete"]
+    user_ids: list[str] = Field(default_factory=list, max_length=5000)
+    anonymous_ids: list[str] = Field(default_factory=list, max_length=5000)
+
+
+class PrivacyStep(BaseModel):
+    name: str = Field(description="suppress, unsuppress, log or store")
+    status: Literal["pending", "done", "failed"]
+    count: int = Field(description="Ids listed, or calls and records removed")
+    detail: str
+    at: float
+
+
+class PrivacyConnection(BaseModel):
+    name: str
+    lane: Literal["done"] = Field(description="The connection's lane withholds their calls")
+    destination: Literal["not_supported"] = Field(
+        description="Whether the destination itself was asked to delete or suppress the person"
+    )
+    detail: str
+
+
+class PrivacyRequestView(BaseModel):
+    id: str
+    action: str
+    status: Literal["pending", "done", "failed"]
+    requested_by: Literal["api", "cli", "dashboard"]
+    created_at: float
+    finished_at: float | None
+    user_ids: int = Field(description="How many userIds the request named")
+    anonymous_ids: int
+    ids_stored_as: Literal["sealed", "hashed"]
+    log_head: int = Field(description="The log's newest offset when the request was accepted")
+    steps: list[PrivacyStep]
+    connections: list[PrivacyConnection]

@@ -17,12 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from turnout.delivery.gate import Unlimited
-from turnout.delivery.manager import SettingsError, parse_settings
 from turnout.destinations import registry
-from turnout.destinations.base import CheckResult, Destination
+from turnout.destinations.base import (
+    CheckResult,
+    ConnectionStatus,
+    Destination,
+    SettingsError,
+    Unlimited,
+    parse_settings,
+    run_check,
+)
 from turnout.store.models import Connection
 from turnout.store.secrets import mask
+from turnout.validation import UNKNOWN_FIELD
 from turnout.web.errors import ManagementError, invalid, not_found
 from turnout.web.names import NAME_RULE, RESERVED, valid_name
 from turnout.web.settings_form import form_fields
@@ -34,27 +41,39 @@ log = logging.getLogger("turnout.web")
 
 CHECK_TIMEOUT = 8.0  # seconds: a credentials check answers a person waiting at a form
 
-_AT_FIELD = re.compile(r"^(?P<what>.*) - at `(?:\$\.)?(?P<field>[^`\[]+)[^`]*`$")
-_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
-_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
-_PREFIXED = re.compile(r"^(?P<field>[a-z_][a-z0-9_]*): (?P<what>.*)$")
+# A settings error reads "settings: field: what is wrong" (`turnout.validation`); a nested
+# field ("headers[...]") is reported as the setting that holds it.
+_PREFIXED = re.compile(r"^(?P<field>[a-z_][a-z0-9_]*)(?:[.\[][^:]*)?: (?P<what>.*)$")
 
 
 def settings_error(exc: SettingsError) -> ManagementError:
     """Rephrase a settings validation error so that it starts with the field it is about."""
     text = str(exc).removeprefix("settings: ")
-    if match := _MISSING.match(text):
-        field = match["field"]
-        return invalid(field, f"{field}: required")
-    if match := _UNKNOWN.match(text):
-        field = match["field"]
+    match = _PREFIXED.match(text)
+    if match is None:
+        return invalid("settings", f"settings: {text}")
+    field = match["field"]
+    if match["what"] == UNKNOWN_FIELD:
         return invalid(field, f"{field}: not a setting of this destination")
-    if match := _AT_FIELD.match(text):
-        field = match["field"]
-        return invalid(field, f"{field}: {match['what']}")
-    if match := _PREFIXED.match(text):
-        return invalid(match["field"], text)
-    return invalid("settings", f"settings: {text}")
+    return invalid(field, text)
+
+
+def _lane_state(lane_state: str, blocked_people: int) -> ConnectionStatus:
+    """The delivery lane's state in the contract's words: the one place they are mapped."""
+    if lane_state == "paused":
+        return ConnectionStatus.PAUSED
+    if lane_state == "credentials_rejected":
+        return ConnectionStatus.CREDENTIALS_REJECTED
+    if lane_state == "stopped":
+        return ConnectionStatus.STOPPED
+    return ConnectionStatus.RETRYING if blocked_people else ConnectionStatus.OK
+
+
+def settings_error_text(exc: Exception) -> str:
+    """Why saved settings do not fit (unknown destination, or the field at fault)."""
+    if isinstance(exc, SettingsError):
+        return settings_error(exc).message
+    return f"destination: {exc}"
 
 
 def destination_named(name: str) -> Destination:
@@ -86,9 +105,7 @@ def keep_stored_secrets(
     return merged
 
 
-def secret_needed(
-    destination: Destination, secret: str, changed: list[str]
-) -> ManagementError:
+def secret_needed(destination: Destination, secret: str, changed: list[str]) -> ManagementError:
     """The answer to reusing a stored secret for a new address: type it again."""
     labels = {f.name: f.label for f in form_fields(destination)}
     return invalid(
@@ -117,20 +134,54 @@ class Connections:
             raise not_found("connection", name)
         return connection
 
-    def status(self, name: str) -> dict[str, Any] | None:
-        """The lane's live state, or None when no lane runs for it (e.g. invalid settings)."""
-        lane = self._turnout.delivery.lanes.get(name)
+    def status(self, connection: Connection) -> dict[str, Any]:
+        """Where the connection stands (`state`: a `ConnectionStatus` value, the one word pages
+        and API answers branch on) and, while its lane runs, the lane's live figures."""
+        lane = self._turnout.delivery.lanes.get(connection.name)
         if lane is None:
-            return None
+            state, detail = self._idle_state(connection)
+            return {
+                "state": state.value,
+                "detail": detail,
+                "position": None,
+                "held": 0,
+                "blocked_people": 0,
+                "in_flight": 0,
+            }
         status = lane.status()
         return {
-            "state": status.state.value,
+            "state": _lane_state(status.state.value, status.blocked_people).value,
             "detail": status.detail,
             "position": status.position,
             "held": status.held,
             "blocked_people": status.blocked_people,
             "in_flight": status.in_flight,
         }
+
+    def _idle_state(self, connection: Connection) -> tuple[ConnectionStatus, str]:
+        """Why no lane runs for a connection."""
+        try:
+            registry.parse_settings(connection.destination, connection.settings)
+        except (SettingsError, KeyError) as exc:
+            return ConnectionStatus.MISCONFIGURED, settings_error_text(exc)
+        if not connection.enabled:
+            return ConnectionStatus.PAUSED, "paused by a user"
+        if not self._delivers:
+            return ConnectionStatus.STOPPED, "this process does not deliver (--role ingest)"
+        return ConnectionStatus.STOPPED, ""
+
+    def describe(self, connection: Connection) -> dict[str, str]:
+        """The destination's title and its one-line description of these settings, for pages;
+        the settings' own words when they no longer validate."""
+        try:
+            destination = registry.get(connection.destination)
+        except KeyError:
+            return {"title": connection.destination, "line": ""}
+        try:
+            line = destination.describe(parse_settings(destination, connection.settings))
+        except SettingsError:
+            line = ""
+        return {"title": destination.title, "line": line}
 
     def validate(self, destination: Destination, settings: dict[str, Any]) -> Any:
         """The parsed settings struct, or a field-named `ManagementError`."""
@@ -271,7 +322,7 @@ class Connections:
             parsed.request_timeout = min(parsed.request_timeout, CHECK_TIMEOUT)
         client = found.client(parsed, Unlimited())
         try:
-            return await client.check()
+            return await run_check(client, CHECK_TIMEOUT)
         finally:
             await client.aclose()
 

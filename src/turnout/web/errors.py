@@ -6,6 +6,8 @@ message next to the field it names. Keeping one type means both say exactly the 
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ManagementError(Exception):
     """A request that cannot be carried out as asked; `message` tells the user what to change."""
@@ -25,8 +27,8 @@ class ManagementError(Exception):
         self.field = field
         self.headers = headers  # e.g. `Retry-After` on a 429, `WWW-Authenticate` on a 401
 
-    def body(self) -> dict[str, str]:
-        body = {"code": self.code, "message": self.message}
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.field:
             body["field"] = self.field
         return body

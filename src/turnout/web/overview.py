@@ -50,12 +50,16 @@ class Overview:
     bucket_seconds: int
     series: dict[str, list[int]]  # fate -> count per bucket, oldest first
     reasons: list[Reason]
+    # The filtered messages by who filtered them: consent, playbook (a rule or function) or
+    # destination (its own filters); they add up to the funnel's `filtered`.
+    filtered_by: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "window": self.window,
             "since": self.since,
             "funnel": self.funnel,
+            "filtered_by": self.filtered_by,
             "replayed": self.replayed,
             "bucket_seconds": self.bucket_seconds,
             "series": self.series,
@@ -100,6 +104,12 @@ async def overview(store: Store, connection: str, window: str = DEFAULT_WINDOW) 
         bucket_seconds=bucket,
         series=series,
         reasons=group_reasons(await store.failure_details(connection, since)),
+        filtered_by={
+            "consent": 0,
+            "playbook": 0,
+            "destination": 0,
+            **await store.filtered_by(connection, since),
+        },
     )
 
 

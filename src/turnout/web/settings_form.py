@@ -1,43 +1,30 @@
 """A destination's settings as form fields, and form values back into settings.
 
-Read from the settings struct itself (names, types, bounds, defaults), so a new setting or a new
-destination appears in the dashboard with no template change; only the human wording below is
-written by hand.
+The wording, order, kind and grouping come from the destination's `fields`; bounds (min/max) are
+read from its settings struct, which stays the authority on validation. So a new setting or a
+new destination appears in the dashboard with no template change.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 import msgspec.inspect as mi
 
-from turnout.destinations.base import Destination
+from turnout.destinations.base import Destination, SettingField
 
-# Wording the struct cannot carry: label, help, and choices for free-text fields with a fixed set.
-_WORDING: dict[str, tuple[str, str]] = {
-    "site_id": ("Site ID", "Workspace Settings > API Credentials > Track API keys."),
-    "api_key": ("API key", "The Track API key. Stored encrypted; never shown again."),
-    "region": ("Region", "The data centre of the workspace."),
-    "track_url": (
-        "Track API URL",
-        "Replaces the region's URL (a proxy, the emulator). Leave empty for Customer.io.",
-    ),
-    "max_traits_per_identify": (
-        "Traits per identify",
-        "More traits are sent as consecutive updates of the same person.",
-    ),
-    "convert_timestamps": (
-        "Convert timestamps",
-        "ISO-8601 strings become unix seconds, so Customer.io date conditions work.",
-    ),
-    "object_type_id": ("Object type ID", "The object type that group calls create or update."),
-    "api": ("API", "v2 sends many operations per batch request; v1 one request per operation."),
-    "batch_size": ("Batch size", "Operations per v2 batch request."),
-    "request_timeout": ("Request timeout (s)", "How long to wait for an answer before retrying."),
+TABLE_ROWS_EMPTY = 2  # blank name/value rows a table offers below its saved rows
+# The input a field kind is shown with (secret and table are told apart by `secret`/`kind`).
+_INPUTS = {
+    "text": "text",
+    "secret": "password",
+    "number": "number",
+    "choice": "select",
+    "boolean": "checkbox",
+    "url": "url",
+    "table": "table",
 }
-_CHOICES: dict[str, tuple[str, ...]] = {"region": ("us", "eu")}
 
 
 @dataclass(slots=True)
@@ -45,7 +32,7 @@ class FormField:
     name: str
     label: str
     help: str
-    kind: str  # text | password | number | checkbox | select | url
+    kind: str  # text | password | number | checkbox | select | url | table
     required: bool
     default: Any
     secret: bool
@@ -53,7 +40,7 @@ class FormField:
     minimum: float | None = None
     maximum: float | None = None
     step: str = ""
-    advanced: bool = field(default=False)
+    advanced: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +51,7 @@ class FormField:
             "required": self.required,
             "default": self.default,
             "secret": self.secret,
+            "advanced": self.advanced,
             "choices": list(self.choices),
             "minimum": self.minimum,
             "maximum": self.maximum,
@@ -71,60 +59,66 @@ class FormField:
 
 
 def form_fields(destination: Destination) -> list[FormField]:
+    """The destination's fields, in its order, with the bounds its settings struct declares."""
     info = mi.type_info(destination.settings_type)
     assert isinstance(info, mi.StructType)
-    return [_field(f, destination) for f in info.fields]
+    types = {f.name: f.type for f in info.fields}
+    return [_field(f, types.get(f.name), destination) for f in destination.fields]
 
 
-def _field(info: mi.Field, destination: Destination) -> FormField:
-    label, help_text = _WORDING.get(info.name, (info.name.replace("_", " ").capitalize(), ""))
-    kind, choices, low, high, step = _kind(info.type)
-    if info.name in _CHOICES:
-        kind, choices = "select", _CHOICES[info.name]
-    secret = info.name in destination.secret_fields
-    if secret:
-        kind = "password"
-    default = None if info.default is msgspec.NODEFAULT else info.default
+def _field(spec: SettingField, typ: mi.Type | None, destination: Destination) -> FormField:
+    low, high, step = _bounds(typ) if typ is not None else (None, None, "")
     return FormField(
-        name=info.name,
-        label=label,
-        help=help_text,
-        kind=kind,
-        required=info.required,
-        default=default,
-        secret=secret,
-        choices=choices,
+        name=spec.name,
+        label=spec.label,
+        help=spec.help,
+        kind=_INPUTS[spec.kind],
+        required=spec.required,
+        default=spec.default,
+        secret=spec.kind == "secret" or spec.name in destination.secret_fields,
+        choices=spec.choices,
         minimum=low,
         maximum=high,
         step=step,
-        advanced=not info.required and info.name not in _CHOICES,
+        advanced=spec.advanced,
     )
 
 
-def _kind(t: mi.Type) -> tuple[str, tuple[str, ...], float | None, float | None, str]:
+def _bounds(t: mi.Type) -> tuple[float | None, float | None, str]:
     if isinstance(t, mi.UnionType):
         inner = [x for x in t.types if not isinstance(x, mi.NoneType)]
-        return _kind(inner[0]) if len(inner) == 1 else ("text", (), None, None, "")
-    if isinstance(t, mi.BoolType):
-        return "checkbox", (), None, None, ""
-    if isinstance(t, mi.LiteralType):
-        return "select", tuple(str(v) for v in t.values), None, None, ""
+        return _bounds(inner[0]) if len(inner) == 1 else (None, None, "")
     if isinstance(t, mi.IntType):
-        return "number", (), _num(t.ge, t.gt), _num(t.le, t.lt), "1"
+        return _num(t.ge, t.gt), _num(t.le, t.lt), "1"
     if isinstance(t, mi.FloatType):
-        return "number", (), _num(t.ge, t.gt), _num(t.le, t.lt), "any"
-    return "text", (), None, None, ""
+        return _num(t.ge, t.gt), _num(t.le, t.lt), "any"
+    return None, None, ""
 
 
 def _num(inclusive: float | None, exclusive: float | None) -> float | None:
     return inclusive if inclusive is not None else exclusive
 
 
+def table_rows(value: Any) -> list[tuple[str, str]]:
+    """A table setting's saved rows plus blank ones to add more (values as given: the caller
+    blanks secret ones)."""
+    rows = [(str(k), str(v)) for k, v in (value or {}).items()] if isinstance(value, dict) else []
+    return rows + [("", "")] * TABLE_ROWS_EMPTY
+
+
 def settings_from_form(fields: list[FormField], form: dict[str, list[str]]) -> dict[str, Any]:
     """Form values to a settings dict: empty optional fields are left out (the default holds),
-    checkboxes read their last value (a hidden "false" precedes each box)."""
+    checkboxes read their last value (a hidden "false" precedes each box), a table is read from
+    its `<name>.name` / `<name>.value` pairs (rows without a name are dropped)."""
     settings: dict[str, Any] = {}
     for f in fields:
+        if f.kind == "table":
+            names = form.get(f"{f.name}.name", [])
+            values = form.get(f"{f.name}.value", [])
+            rows = {n.strip(): v.strip() for n, v in zip(names, values, strict=False) if n.strip()}
+            if rows or names:
+                settings[f.name] = rows
+            continue
         values = form.get(f.name, [])
         value = values[-1].strip() if values else ""
         if f.kind == "checkbox":

@@ -82,6 +82,7 @@ def delivery_view(record: DeliveryRecord) -> dict[str, Any]:
         "request": record.request,
         "response": record.response,
         "updated_at": record.updated_at,
+        "playbook_revision": record.playbook_revision,
     }
 
 

@@ -1,11 +1,12 @@
 """Sends operations to Customer.io's Track API and reports what became of each one.
 
-One client per connection, owning its HTTP connection pool. Every HTTP request first waits on the
-connection's `RequestGate` (the rate limit the lane owns) and reports a 429 to it. Requests run
-concurrently, except that a request never starts before an earlier request of the same `send`
-call that shares a person or object with it has finished; if that earlier one did not go through,
-the later one is held back (reported as RETRY without being sent), so one person's changes always
-reach Customer.io in order.
+One client per connection, owning its HTTP connection pool. Sending within the connection's rate
+gate, 429s, `Retry-After`, network errors, halving a refused batch and "one result per operation"
+are the shared HTTP helpers' (`destinations.http`); what Customer.io's answers mean beyond that is
+`responses`. Requests run concurrently, except that a request never starts before an earlier
+request of the same `send` call that shares a person or object with it has finished; if that
+earlier one did not go through, the later one is held back (reported as RETRY without being
+sent), so one person's changes always reach Customer.io in order.
 """
 
 from __future__ import annotations
@@ -16,22 +17,19 @@ from typing import Any
 
 import httpx
 
+from turnout.destinations import http
 from turnout.destinations.base import CheckResult, RequestGate, SendResult, Status
 from turnout.destinations.customerio.operations import Operation
 from turnout.destinations.customerio.requests import HttpRequest, build_requests
-from turnout.destinations.customerio.responses import (
-    classify,
-    describe_response,
-    error_text,
-    retry_after,
-)
+from turnout.destinations.customerio.responses import TITLE, classify, error_text
 from turnout.destinations.customerio.settings import REGION_URLS, CustomerIOSettings
 
 USER_AGENT = "Turnout (customerio destination)"
 # Requests of one `send` call in flight at once; the gate still bounds the rate.
 MAX_IN_FLIGHT = 16
-# How much of a request body is kept with a result.
-REQUEST_KEEP_BYTES = 4000
+# Whole-batch answers worth halving the batch for: Customer.io refuses a v2 batch with 400 when
+# one item is malformed and 413 when it is too large.
+SPLIT_ON = frozenset({400, 413})
 
 _HELD_BACK = "not sent: an earlier operation for the same person did not go through"
 _AUTH_HELD = "not sent: Customer.io rejected the credentials on an earlier request"
@@ -94,7 +92,8 @@ class CustomerIOClient:
                 results[index] = SendResult(status, reason, request=_summary(request, part))
             return False
         async with slots:
-            outcome = await self._exchange(request)
+            answered = await self._exchange(request)
+        outcome = http.one_each(answered, len(request.operations), title=TITLE)
         for index, result in zip(request.operations, outcome, strict=True):
             results[index] = result
         if any(r.status is Status.AUTH for r in outcome):
@@ -102,39 +101,29 @@ class CustomerIOClient:
         return all(r.status in (Status.OK, Status.PERMANENT) for r in outcome)
 
     async def _exchange(self, request: HttpRequest) -> list[SendResult]:
-        """One HTTP exchange, classified per operation. A batch that Customer.io refuses as a
-        whole (400/413) is split in halves and re-sent, so one bad item cannot sink the rest."""
-        count = len(request.operations)
-        try:
-            async with self.gate.slot():
-                response = await self._http.request(
-                    request.method, request.path, content=request.body
-                )
-        except httpx.TimeoutException:
-            reason = f"no answer within {self.settings.request_timeout:g}s; will retry"
-            return self._attach(request, [SendResult(Status.RETRY, reason)] * count)
-        except httpx.HTTPError as exc:
-            reason = f"could not reach Customer.io ({type(exc).__name__}: {exc}); will retry"
-            return self._attach(request, [SendResult(Status.RETRY, reason)] * count)
-        status = response.status_code
-        if status == 429:
-            self.gate.slow_down(_retry_after(response))
-        if request.kind == "v2_batch" and count > 1 and status in (400, 413):
-            halves = request.split()
-            first = await self._exchange(halves[0])
-            return first + await self._exchange(halves[1])
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        outcome = classify(
-            status, headers, response.content, count, batch=request.kind == "v2_batch"
+        """One request, classified per operation. A batch that Customer.io refuses as a whole
+        (400/413) is halved and re-sent, so one bad item cannot sink the rest."""
+        if request.kind != "v2_batch":
+            return (await self._post(request))[1]
+        positions = range(len(request.operations))
+        return await http.split_refused(
+            positions, lambda chosen: self._post(request.select(chosen)), refused=SPLIT_ON
         )
-        return self._attach(request, outcome)
 
-    def _attach(self, request: HttpRequest, outcome: list[SendResult]) -> list[SendResult]:
-        """Copies of `outcome` that each say what was sent for that operation."""
-        return [
-            SendResult(r.status, r.reason, r.retry_after, _summary(request, part), r.response)
-            for r, part in zip(outcome, request.parts, strict=True)
-        ]
+    async def _post(self, request: HttpRequest) -> tuple[int | None, list[SendResult]]:
+        """One HTTP exchange: its status (None: no answer) and a result per operation."""
+        count = len(request.operations)
+        answer = await http.exchange(
+            self._http, self.gate, request.method, request.path, title=TITLE, content=request.body
+        )
+        if isinstance(answer, SendResult):
+            status, outcome = None, [answer] * count
+        else:
+            status = answer.status_code
+            batch = request.kind == "v2_batch"
+            outcome = classify(status, answer.headers, answer.content, count, batch=batch)
+        sent = [_summary(request, part) for part in request.parts]
+        return status, http.with_request(outcome, sent)
 
     async def check(self) -> CheckResult:
         """Do the credentials work, and is the region right? (`GET /api/v1/accounts/region`).
@@ -159,7 +148,7 @@ class CustomerIOClient:
                 "Workspace Settings > API Credentials (Track API keys)",
             )
         if status == 429:
-            self.gate.slow_down(_retry_after(response))
+            self.gate.slow_down(http.retry_after(response.headers.get("retry-after")))
         if status != 200 and chosen:
             return CheckResult(
                 False,
@@ -167,7 +156,7 @@ class CustomerIOClient:
                 " (what a track_url address answers is not shown)",
             )
         if status != 200:
-            detail = error_text(response.content) or describe_response(status, b"")
+            detail = error_text(response.content) or http.describe_response(status, b"")
             return CheckResult(False, f"{self.settings.base_url} answered {status}: {detail}")
         try:
             data = response.json()
@@ -206,14 +195,7 @@ def _status_meaning(status: int) -> str:
     return "not the answer Customer.io gives"
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    return retry_after(response.headers.get("retry-after"))
-
-
 def _summary(request: HttpRequest, part: bytes) -> str:
-    """Method, path and this operation's JSON; never the Authorization header."""
-    text = part[:REQUEST_KEEP_BYTES].decode("utf-8", errors="replace")
-    where = f"{request.method} {request.path}"
-    if request.kind == "v2_batch":
-        where += f" (one item of {len(request.operations)})"
-    return f"{where} {text}".rstrip()
+    """What was sent for one operation: method, path and its JSON; never the credentials."""
+    note = f"one item of {len(request.operations)}" if request.kind == "v2_batch" else ""
+    return http.describe_request(request.method, request.path, part, note)

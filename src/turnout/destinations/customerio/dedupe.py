@@ -20,7 +20,8 @@ Customer.io does not read the time part (only the ULID format), so a zero time i
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+
+from turnout.spec import timestamps
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _MAX_TIME = (1 << 48) - 1
@@ -44,11 +45,8 @@ def encode_ulid(value: int) -> str:
 
 
 def _millis(timestamp: str) -> int:
-    try:
-        parsed = datetime.fromisoformat(timestamp.replace("z", "Z"))
-    except ValueError:
+    parsed = timestamps.read(timestamp)
+    if parsed is None:
         return 0
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
     millis = int(parsed.timestamp() * 1000)
     return min(max(millis, 0), _MAX_TIME)

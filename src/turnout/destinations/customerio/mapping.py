@@ -15,6 +15,7 @@ from turnout.destinations.base import MapResult
 from turnout.destinations.customerio import limits, reserved
 from turnout.destinations.customerio.attributes import (
     Filtered,
+    Fitted,
     Rejected,
     check_id,
     check_value,
@@ -35,7 +36,6 @@ from turnout.destinations.customerio.operations import (
 )
 from turnout.destinations.customerio.settings import CustomerIOSettings
 from turnout.destinations.customerio.values import (
-    byte_size,
     convert_iso_strings,
     cut_utf8,
     iso_to_unix,
@@ -97,6 +97,7 @@ class Call:
         self.settings = settings
         self.adjustments: list[str] = []
         self.properties: dict[str, Any] = dict(message.properties or {})
+        self._seconds: int | None = None
 
     def context(self, key: str) -> dict[str, Any]:
         """A `context` sub-object (`page`, `device`, `os`, ...), or {} when absent or not an object:
@@ -134,7 +135,13 @@ class Call:
     # -- when --------------------------------------------------------------------------------
 
     def seconds(self) -> int:
-        """The call's (skew-corrected) timestamp in unix seconds."""
+        """The call's (skew-corrected) timestamp in unix seconds, worked out once per message:
+        several operations of one call carry it."""
+        if self._seconds is None:
+            self._seconds = self._timestamp_seconds()
+        return self._seconds
+
+    def _timestamp_seconds(self) -> int:
         for value in (self.message.timestamp, self.message.received_at):
             seconds = iso_to_unix(value) if value else None
             if seconds is not None:
@@ -214,14 +221,14 @@ def _identify(call: Call) -> list[Operation]:
     if message.anonymous_id and message.anonymous_id != message.user_id:
         check_value(message.anonymous_id, "anonymousId")
         attributes["anonymous_id"] = message.anonymous_id
-    attributes = fit_attributes(attributes, "trait", call.adjustments)
+    fitted = fit_attributes(attributes, "trait", call.adjustments)
     timestamp = call.seconds()
 
     def item_size(part: dict[str, Any]) -> int:
         probe = IdentifyPerson(person=person, attributes=part, timestamp=timestamp)
         return len(json_bytes(probe.v2_item()))
 
-    parts = split_attributes(attributes, call.settings.max_traits_per_identify, item_size)
+    parts = split_attributes(fitted, call.settings.max_traits_per_identify, item_size)
     return [IdentifyPerson(person=person, attributes=p, timestamp=timestamp) for p in parts]
 
 
@@ -307,9 +314,9 @@ def _group(call: Call) -> list[Operation]:
     relationships: tuple[Relationship, ...] = ()
     if person is not None:
         rel = relationship_raw if isinstance(relationship_raw, dict) else {}
-        rel = fit_attributes(call.values(rel), "relationship attribute", call.adjustments)
-        _check_object_size(rel, "relationship attributes")
-        relationships = (Relationship(person=person, attributes=rel),)
+        fitted = fit_attributes(call.values(rel), "relationship attribute", call.adjustments)
+        _check_object_size(fitted, "relationship attributes")
+        relationships = (Relationship(person=person, attributes=fitted.values),)
 
     def item_size(part: dict[str, Any]) -> int:
         probe = IdentifyObject(
@@ -333,13 +340,14 @@ def _group(call: Call) -> list[Operation]:
     return [*call.anonymous_link(person), *objects]
 
 
-def _check_object_size(attributes: dict[str, Any], what: str) -> None:
-    if len(attributes) > limits.ATTRIBUTES_PER_CALL_MAX:
+def _check_object_size(attributes: Fitted, what: str) -> None:
+    count = len(attributes.values)
+    if count > limits.ATTRIBUTES_PER_CALL_MAX:
         raise Rejected(
             f"object attribute count limit ({limits.ATTRIBUTES_PER_CALL_MAX}): {what} has "
-            f"{len(attributes)}"
+            f"{count}"
         )
-    size = byte_size(attributes)
+    size = attributes.json_size
     if size > limits.OBJECT_ATTRIBUTES_MAX_BYTES:
         raise Rejected(
             f"object attributes limit ({limits.OBJECT_ATTRIBUTES_MAX_BYTES} bytes): {what} are "

@@ -47,16 +47,17 @@ class HttpRequest:
             return _BATCH_OPEN + b",".join(self.parts) + _BATCH_CLOSE
         return self.parts[0] if self.parts and self.parts[0] else None
 
-    def split(self) -> list[HttpRequest]:
-        """A batch in two halves (to isolate the items a whole-batch 400/413 is about)."""
-        half = len(self.operations) // 2
-        return [
-            HttpRequest(self.kind, self.method, self.path, ops, parts, set(self.keys))
-            for ops, parts in (
-                (self.operations[:half], self.parts[:half]),
-                (self.operations[half:], self.parts[half:]),
-            )
-        ]
+    def select(self, positions: Sequence[int]) -> HttpRequest:
+        """The same request carrying only the operations at `positions` (part of a batch that
+        Customer.io refused as a whole, re-sent to isolate the item it is about)."""
+        return HttpRequest(
+            self.kind,
+            self.method,
+            self.path,
+            [self.operations[p] for p in positions],
+            [self.parts[p] for p in positions],
+            set(self.keys),
+        )
 
 
 def batch_body_size(item_sizes: Sequence[int]) -> int:

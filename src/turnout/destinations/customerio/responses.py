@@ -1,5 +1,7 @@
-"""What each Customer.io answer means for the operations a request carried: one place, each
-status with its reason.
+"""What each Customer.io answer means for the operations a request carried: Customer.io's own
+rules (a redirect is a wrong region, 404/405 a wrong address, a v2 batch's per-item errors, the
+error text of its envelopes), layered on the meaning every HTTP destination shares
+(`destinations.http.classify`).
 
 Re-sending is always harmless (events carry dedupe ids, updates carry timestamps, deletes and
 merges of what is gone are no-ops), so anything that might succeed later is retried, and only
@@ -8,41 +10,55 @@ answers that say "this input can never succeed" dead-letter an operation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import msgspec
 
+from turnout.destinations import http
 from turnout.destinations.base import SendResult, Status
-from turnout.destinations.http import retry_after
 
-# How much of a response body is kept with a result (dead letters, the debugger).
-RESPONSE_KEEP_BYTES = 4000
+TITLE = "Customer.io"
+# Statuses whose common meaning (`http.classify`) holds for Customer.io as well.
+_COMMON_4XX = frozenset({401, 403, 408, 429})
 
 
 def classify(
     status: int,
-    headers: dict[str, str],
+    headers: Mapping[str, str],
     body: bytes,
     count: int,
     *,
     batch: bool,
 ) -> list[SendResult]:
-    """One result per operation of a request that was answered with `status`."""
-    response = describe_response(status, body)
+    """One result per operation of a request that was answered with `status`.
+
+    Customer.io's own rules come first; 2xx, 401/403 (credentials), 408, 429 and 5xx (retried
+    after `Retry-After`) mean what they mean for every destination (`http.classify`).
+    """
+    own = _customerio_rule(status, headers, body, count, batch=batch)
+    if own is not None:
+        return own
+    common = http.classify(status, headers, body, title=TITLE)
+    return [replace(common) for _ in range(count)]
+
+
+def _customerio_rule(
+    status: int, headers: Mapping[str, str], body: bytes, count: int, *, batch: bool
+) -> list[SendResult] | None:
+    """The answers Customer.io gives a meaning of its own; None for the rest."""
     if 200 <= status < 300:
         if batch:
-            return _batch_results(status, body, count, response)
-        return [SendResult(Status.OK, response=response) for _ in range(count)]
+            return _batch_results(status, body, count, http.describe_response(status, body))
+        return None
+    response = http.describe_response(status, body)
     if 300 <= status < 400:
         # Customer.io redirects an EU workspace's calls made to the US host; following it would
         # send the credentials to another host. Pause the connection until the region is set.
         location = headers.get("location", "?")
         reason = f"redirected ({status}) to {location}: check the connection's region"
         return _same(Status.AUTH, reason, count, response)
-    if status in (401, 403):
-        # Wrong Site ID / API key, or a key without Track API access: nothing will pass until
-        # someone fixes the credentials, so pause the connection and keep the backlog.
-        return _same(Status.AUTH, f"credentials rejected ({status})", count, response)
     if status in (404, 405):
         # Every Track API endpoint Turnout uses exists for any identifier (deleting an unknown
         # person or device is a 200), so "no such endpoint" means the connection points at the
@@ -50,18 +66,12 @@ def classify(
         # than dead-letter every message.
         reason = f"Customer.io has no such endpoint ({status}): check the connection's track_url"
         return _same(Status.AUTH, reason, count, response)
-    if status == 429 or status == 408 or status >= 500:
-        # 429: over the rate limit. 408: the server gave up waiting for us. 5xx: Customer.io (or
-        # something in front of it) failed; all are transient, and Retry-After says when to return.
-        delay = retry_after(headers.get("retry-after"))
-        reason = f"Customer.io answered {status}; will retry"
-        return [
-            SendResult(Status.RETRY, reason, retry_after=delay, response=response)
-            for _ in range(count)
-        ]
-    # Any other 4xx: Customer.io says this request can never succeed as it is.
-    reason = f"Customer.io rejected it ({status}): {error_text(body) or 'no reason given'}"
-    return _same(Status.PERMANENT, reason, count, response)
+    if status < 200 or (status < 500 and status not in _COMMON_4XX):
+        # Any other 4xx: Customer.io says this request can never succeed as it is, and says why
+        # in its own error envelope.
+        reason = f"Customer.io rejected it ({status}): {error_text(body) or 'no reason given'}"
+        return _same(Status.PERMANENT, reason, count, response)
+    return None
 
 
 def _batch_results(status: int, body: bytes, count: int, response: str) -> list[SendResult]:
@@ -113,11 +123,6 @@ def error_text(body: bytes) -> str:
     if messages:
         return "; ".join(messages)
     return body[:500].decode("utf-8", errors="replace").strip()
-
-
-def describe_response(status: int, body: bytes) -> str:
-    text = body[:RESPONSE_KEEP_BYTES].decode("utf-8", errors="replace")
-    return f"{status}\n{text}" if text else str(status)
 
 
 def _same(status: Status, reason: str, count: int, response: str) -> list[SendResult]:

@@ -7,14 +7,16 @@ never match a segment), and its limits are in UTF-8 bytes, not characters.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
+from turnout.spec import timestamps
+
 # ISO-8601 date or date-time as SDKs send them: `2024-05-01`, `2024-05-01T12:34:56.789Z`,
 # `2024-05-01 12:34:56+02:00`, `...-0800`. Anything else (`25 Mar 2015`, `... PDT`, plain numbers)
-# is left alone: guessing at free-form dates turns ordinary strings into wrong numbers.
+# is left alone: guessing at free-form dates turns ordinary strings into wrong numbers. This only
+# decides which strings are dates; reading them is `spec.timestamps.read`, Turnout's one reading.
 _ISO_8601 = re.compile(
     r"^\d{4}-\d{2}-\d{2}"
     r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|z|[+-]\d{2}(?::?\d{2})?)?)?$"
@@ -31,21 +33,8 @@ def iso_to_unix(value: str) -> int | None:
     """Unix seconds for an ISO-8601 string (naive times are UTC), or None when it is not one."""
     if not _ISO_8601.match(value):
         return None
-    text = value.replace("z", "Z")
-    if "." in text:
-        # fromisoformat takes at most microseconds: drop nanosecond digits. Only the fraction's
-        # own digits count; the offset after it (`+01:00`, `-0800`) is kept as it is.
-        head, _, tail = text.partition(".")
-        fraction = re.match(r"\d*", tail)
-        digits = fraction.group() if fraction else ""
-        text = f"{head}.{digits[:6]}{tail[len(digits) :]}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp())
+    parsed = timestamps.read(value)
+    return None if parsed is None else int(parsed.timestamp())
 
 
 def to_unix_seconds(value: Any) -> int | None:

@@ -12,16 +12,16 @@ from starlette.routing import Route
 
 from turnout.config import RATE_LIMIT_MAX, RATE_LIMIT_MIN_EXCLUSIVE
 from turnout.destinations import registry
+from turnout.destinations.base import Destination
 from turnout.store.models import Connection
 from turnout.store.secrets import mask
 from turnout.web.chart import rate_chart
+from turnout.web.connections import destination_named
 from turnout.web.errors import ManagementError, invalid
 from turnout.web.overview import DEFAULT_WINDOW, WINDOWS, overview
 from turnout.web.sessions import Session
-from turnout.web.settings_form import form_fields, settings_from_form
+from turnout.web.settings_form import FormField, form_fields, settings_from_form, table_rows
 from turnout.web.site import Site
-
-DESTINATION = "customerio"  # the one destination today; the form reads it from the registry
 
 
 def _lists(form: FormData) -> dict[str, list[str]]:
@@ -45,19 +45,44 @@ def _rate_limit(form: FormData) -> float | None:
     return value
 
 
-def routes(site: Site) -> list[Route]:
-    destination = registry.get(DESTINATION)
-    fields = form_fields(destination)
-    defaults = {f.name: f.default for f in fields}
+def _shown(fields: list[FormField], values: dict[str, Any]) -> dict[str, Any]:
+    """What the form shows: the values, but never a secret (left blank = keep the stored); a
+    secret table keeps its names and blanks its values."""
+    shown: dict[str, Any] = {}
+    for f in fields:
+        value = values.get(f.name, f.default)
+        if f.kind == "table":
+            rows = table_rows(value)
+            shown[f.name] = [(k, "" if f.secret else v) for k, v in rows]
+        else:
+            shown[f.name] = "" if f.secret else value
+    return shown
 
-    def shown(values: dict[str, Any]) -> dict[str, Any]:
-        """What the form shows: the values, but never a secret (left blank = keep the stored)."""
-        return {f.name: "" if f.secret else values.get(f.name, f.default) for f in fields}
+
+def _masked(fields: list[FormField], saved: dict[str, Any]) -> dict[str, Any]:
+    """The stored secrets as the form may hint at them (`sk••••ET`); per row for a table."""
+    masked: dict[str, Any] = {}
+    for f in fields:
+        value = saved.get(f.name)
+        if not f.secret or not value:
+            continue
+        if isinstance(value, dict):
+            masked[f.name] = {k: mask(str(v)) for k, v in value.items()}
+        else:
+            masked[f.name] = mask(str(value))
+    return masked
+
+
+def routes(site: Site) -> list[Route]:
+    def found(name: str) -> tuple[Destination, list[FormField]]:
+        destination = destination_named(name)
+        return destination, form_fields(destination)
 
     async def form_page(
         request: Request,
         session: Session,
         *,
+        destination: Destination,
         existing: Connection | None,
         values: dict[str, Any],
         chosen: list[str],
@@ -65,7 +90,7 @@ def routes(site: Site) -> list[Route]:
         rate_limit: str = "",
         error: ManagementError | None = None,
     ) -> Response:
-        saved = existing.settings if existing else {}
+        fields = form_fields(destination)
         return site.render(
             request,
             "connection_form.html",
@@ -74,10 +99,8 @@ def routes(site: Site) -> list[Route]:
             existing=existing,
             destination=destination,
             fields=fields,
-            values=values,
-            masked={
-                f.name: mask(str(saved[f.name])) for f in fields if f.secret and saved.get(f.name)
-            },
+            values=_shown(fields, values),
+            masked=_masked(fields, existing.settings if existing else {}),
             sources=await site.sources.all(),
             chosen=chosen,
             name=name,
@@ -87,16 +110,34 @@ def routes(site: Site) -> list[Route]:
 
     async def index(request: Request, session: Session) -> Response:
         rows = [
-            {"connection": c, "status": site.connections.status(c.name)}
+            {
+                "connection": c,
+                "status": site.connections.status(c),
+                "destination": site.connections.describe(c),
+            }
             for c in await site.connections.all()
         ]
         return site.render(request, "connections.html", session, rows=rows)
 
     async def new(request: Request, session: Session) -> Response:
+        """Step one: choose a destination; step two (`?destination=`): its settings."""
+        chosen_type = request.query_params.get("destination", "")
+        if not chosen_type:
+            return site.render(
+                request,
+                "connection_new.html",
+                session,
+                destinations=registry.all_destinations(),
+            )
+        try:
+            destination, fields = found(chosen_type)
+        except ManagementError as exc:
+            return site.render(request, "missing.html", session, status_code=404, error=exc)
         sources = await site.sources.all()
         return await form_page(
             request,
             session,
+            destination=destination,
             existing=None,
             values={f.name: f.default for f in fields},
             chosen=[s.name for s in sources][:1],
@@ -104,13 +145,17 @@ def routes(site: Site) -> list[Route]:
 
     async def create(request: Request, session: Session) -> Response:
         form = await request.form()
+        try:
+            destination, fields = found(str(form.get("destination", "")) or registry.DEFAULT)
+        except ManagementError as exc:
+            return site.render(request, "missing.html", session, status_code=404, error=exc)
         settings = settings_from_form(fields, _lists(form))
         chosen = [str(v) for v in form.getlist("sources")]
         name = str(form.get("name", ""))
         try:
             connection = await site.connections.create(
                 name,
-                DESTINATION,
+                destination.name,
                 settings,
                 chosen,
                 rate_limit=_rate_limit(form),
@@ -120,8 +165,9 @@ def routes(site: Site) -> list[Route]:
             return await form_page(
                 request,
                 session,
+                destination=destination,
                 existing=None,
-                values=shown({**defaults, **settings}),
+                values=settings,
                 chosen=chosen,
                 name=name,
                 rate_limit=str(form.get("rate_limit", "")),
@@ -133,13 +179,15 @@ def routes(site: Site) -> list[Route]:
     async def edit(request: Request, session: Session) -> Response:
         try:
             connection = await site.connections.get(request.path_params["name"])
+            destination, _ = found(connection.destination)
         except ManagementError as exc:
             return site.render(request, "missing.html", session, status_code=404, error=exc)
         return await form_page(
             request,
             session,
+            destination=destination,
             existing=connection,
-            values=shown({**defaults, **connection.settings}),
+            values=connection.settings,
             chosen=connection.sources,
             rate_limit="" if connection.rate_limit is None else f"{connection.rate_limit:g}",
         )
@@ -147,10 +195,14 @@ def routes(site: Site) -> list[Route]:
     async def update(request: Request, session: Session) -> Response:
         name = request.path_params["name"]
         form = await request.form()
-        settings = settings_from_form(fields, _lists(form))
         chosen = [str(v) for v in form.getlist("sources")]
         try:
             existing = await site.connections.get(name)
+            destination, fields = found(existing.destination)
+        except ManagementError as exc:
+            return site.render(request, "missing.html", session, status_code=404, error=exc)
+        settings = settings_from_form(fields, _lists(form))
+        try:
             await site.connections.update(
                 name,
                 settings=settings,
@@ -164,8 +216,9 @@ def routes(site: Site) -> list[Route]:
             return await form_page(
                 request,
                 session,
+                destination=destination,
                 existing=existing,
-                values=shown({**defaults, **settings}),
+                values=settings,
                 chosen=chosen,
                 rate_limit=str(form.get("rate_limit", "")),
                 error=exc,
@@ -176,10 +229,14 @@ def routes(site: Site) -> list[Route]:
     async def check(request: Request, session: Session) -> Response:
         """htmx: test the credentials typed in the form (stored secrets fill in blanks)."""
         form = await request.form()
-        settings = settings_from_form(fields, _lists(form))
         stored = str(form.get("stored_from", "")) or None
         try:
-            result = await site.connections.check(DESTINATION, settings, stored)
+            kind = str(form.get("destination", ""))
+            if not kind:  # the saved connection's, else the API's default
+                kind = (await site.connections.get(stored)).destination if stored else ""
+            destination, fields = found(kind or registry.DEFAULT)
+            settings = settings_from_form(fields, _lists(form))
+            result = await site.connections.check(destination.name, settings, stored)
             ok, message, warnings = result.ok, result.message, result.warnings
         except ManagementError as exc:
             ok, message, warnings = False, exc.message, []
@@ -194,17 +251,23 @@ def routes(site: Site) -> list[Route]:
         except ManagementError as exc:
             return site.render(request, "missing.html", session, status_code=404, error=exc)
         window = request.query_params.get("window", DEFAULT_WINDOW)
-        context = await _overview_context(site, name, window)
-        return site.render(request, "connection.html", session, connection=connection, **context)
+        context = await _overview_context(site, connection, window)
+        return site.render(
+            request,
+            "connection.html",
+            session,
+            connection=connection,
+            **context,
+        )
 
     async def overview_panel(request: Request, session: Session) -> Response:
         """htmx: the overview panel alone, for the window buttons and the auto-refresh."""
         name = request.path_params["name"]
         try:
-            await site.connections.get(name)
+            connection = await site.connections.get(name)
         except ManagementError as exc:
             return site.render(request, "missing.html", session, status_code=404, error=exc)
-        context = await _overview_context(site, name, request.query_params.get("window", ""))
+        context = await _overview_context(site, connection, request.query_params.get("window", ""))
         return site.render(request, "_overview.html", session, **context)
 
     def toggle(enabled: bool) -> Any:
@@ -256,7 +319,8 @@ def routes(site: Site) -> list[Route]:
     ]
 
 
-async def _overview_context(site: Site, name: str, window: str) -> dict[str, Any]:
+async def _overview_context(site: Site, connection: Connection, window: str) -> dict[str, Any]:
+    name = connection.name
     summary = await overview(site.turnout.store, name, window)
     letters = await site.deliveries.dead_letters_count(name)
     return {
@@ -264,6 +328,7 @@ async def _overview_context(site: Site, name: str, window: str) -> dict[str, Any
         "overview": summary,
         "windows": list(WINDOWS),
         "chart": rate_chart(summary.series, summary.bucket_seconds, summary.since),
-        "status": site.connections.status(name),
+        "status": site.connections.status(connection),
+        "destination": site.connections.describe(connection),
         "open_letters": letters,
     }

@@ -19,7 +19,8 @@ def routes(site: Site) -> list[Route]:
             rows.append(
                 {
                     "connection": connection,
-                    "status": site.connections.status(connection.name),
+                    "status": site.connections.status(connection),
+                    "destination": site.connections.describe(connection),
                     "funnel": summary.funnel,
                 }
             )

@@ -1,0 +1,1 @@
+"""Privacy requests: suppress, unsuppress and delete people, across ingest, log, store and lanes."""

@@ -1,0 +1,1 @@
+"""Destinations defined only by the test suite, loaded the way a plugin is: by module name."""
