@@ -26,6 +26,7 @@ from turnout.web.pages import (
     debugger,
     home,
     people,
+    playbook,
     sources,
 )
 from turnout.web.site import Site
@@ -45,7 +46,7 @@ def build_dashboard(turnout: Turnout, tokens: TokenCheck, openapi: api_docs.Open
         return site.render(request, "missing.html", session, status_code=404, error=None)
 
     routes: list[Route | Mount] = [Mount("/static", StaticFiles(directory=STATIC), name="static")]
-    for section in (auth, home, sources, connections, debugger, people, dead_letters):
+    for section in (auth, home, sources, connections, playbook, debugger, people, dead_letters):
         routes.extend(section.routes(site))
     routes.extend(api_docs.routes(site, openapi))
     return Starlette(
