@@ -76,7 +76,7 @@ class Ownership:
     async def stop(self) -> None:
         """Release every partition (lanes stop and commit first), then leave the group."""
         for task in self._tasks:
-            await _cancel(task)
+            await cancel_until_done(task)
         if self._changes:
             await asyncio.wait(self._changes)
         await asyncio.gather(*(self._release(p) for p in list(self.owned)))
@@ -222,7 +222,7 @@ class Ownership:
             self.on_change()
 
 
-async def _cancel(task: asyncio.Task[None]) -> None:
+async def cancel_until_done(task: asyncio.Task[None]) -> None:
     """Cancel `task` and wait for it to end, cancelling it again while it runs on.
 
     One cancellation is not always enough: on Python 3.11, ``asyncio.wait_for`` (under every

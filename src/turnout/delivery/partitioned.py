@@ -19,7 +19,6 @@ process joining or leaving at the same moment cannot undo it:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,7 +28,7 @@ from turnout.config import DeliveryConfig
 from turnout.delivery.gate import RateGate
 from turnout.delivery.lane_group import LaneGroup
 from turnout.delivery.manager import DeliveryManager, SettingsError
-from turnout.delivery.ownership import Ownership
+from turnout.delivery.ownership import Ownership, cancel_until_done
 from turnout.delivery.replays import ReplayRequests
 from turnout.destinations.base import Destination
 from turnout.log.base import EventLog
@@ -100,9 +99,7 @@ class PartitionedDeliveryManager(DeliveryManager):
     async def stop(self) -> None:
         for task in (self._watcher, self._housekeeping):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_until_done(task)  # one cancel can be lost under a NATS reply
         if self.ownership is not None:
             await self.ownership.stop()  # stops every lane, commits, hands partitions over
         await asyncio.gather(*(group.stop() for group in self.groups.values()))
