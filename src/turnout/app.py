@@ -81,6 +81,7 @@ class Turnout:
         self.privacy = PrivacyService(
             self.store, self.log, self.box, self.privacy_list, runs=config.server.role != "ingest"
         )
+        self.privacy.delivery = self.delivery
         self.admin_token = ""
         self.first_start = FirstStart()
         self.ready = False

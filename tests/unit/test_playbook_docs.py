@@ -19,10 +19,14 @@ PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", TEXT, re.DOTALL)
 
 def playbooks() -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """(connection settings, rules) of every TOML example; a lone `[[connections.playbook]]`
-    example is a connection of its own."""
+    example, or the dashboard editor's text (`[[playbook]]`), is a connection of its own."""
     found = []
     for block in TOML_BLOCKS:
-        connections = tomllib.loads(block).get("connections", [])
+        data = tomllib.loads(block)
+        if "connections" not in data:  # the dashboard editor's text: one connection's playbook
+            found.append((data, data.get("playbook", [])))
+            continue
+        connections = data["connections"]
         for connection in [connections] if isinstance(connections, dict) else connections:
             found.append((connection, connection.get("playbook", [])))
     return found

@@ -135,6 +135,12 @@ class Barrier:
                 moved += 1
         return moved
 
+    def unblock(self, person: str) -> None:
+        """This person may go now, whatever their backoff (their held messages are withdrawn)."""
+        blocked = self._blocked.pop(person, None) is not None
+        if blocked and self._queues.get(person) and person not in self._busy:
+            self._ready[person] = None
+
     def unblock_all(self) -> None:
         """Credentials fixed or a user asked to retry now: everyone blocked may go."""
         for person in list(self._blocked):

@@ -32,8 +32,10 @@ from turnout.destinations.base import (
     MapResult,
     SendResult,
     Status,
+    privacy_operations,
 )
 from turnout.log.base import Entry, EventLog
+from turnout.privacy.forwarding import DONE, FAILED, NOT_SUPPORTED, RETRYING, Ticket
 from turnout.privacy.suppression import DELETED, PrivacyList
 from turnout.spec import message as spec_message
 from turnout.store.models import Connection, DeadLetter, DeliveryRecord, Fate
@@ -71,6 +73,7 @@ class Pending:
     dead_letter_id: int | None = None  # set when this is a replay of a dead letter
     original_offset: int = 0  # the replayed dead letter's place in the log
     playbook_revision: int | None = None  # the revision that shaped it (None: no playbook)
+    ticket: Ticket | None = None  # set when this tells the destination of a privacy request
 
 
 @dataclass(slots=True)
@@ -157,6 +160,9 @@ class Lane:
                 await self._task
         if self._sends:
             await asyncio.wait(self._sends, timeout=15)
+        for pending in self._pending.values():
+            if pending.ticket is not None:  # not sent: the privacy service hands it on again
+                pending.ticket.report(pending.ticket, "released", "")
         await self._flush()
         await self._client.aclose()
         self.state = LaneState.STOPPED
@@ -208,6 +214,43 @@ class Lane:
             )
         self._wake.set()
         return len(letters)
+
+    def forward(self, ticket: Ticket) -> None:
+        """Tell the destination of a privacy request about one person, in that person's order:
+        after whatever of theirs is in flight has been answered, and (a deletion or a
+        suppression) instead of what of theirs is still queued, which is withheld."""
+        try:
+            operations = privacy_operations(
+                self._destination, ticket.action, ticket.person, self._settings, ticket.request_id
+            )
+        except Exception as exc:  # a destination bug must cost this ticket, not the lane
+            log.exception("lane %s: privacy operations failed", self.name)
+            ticket.report(ticket, FAILED, f"{type(exc).__name__}: {exc}")
+            return
+        if operations is None:
+            ticket.report(ticket, NOT_SUPPORTED, "")
+            return
+        if not operations:
+            ticket.report(ticket, DONE, "")
+            return
+        offset = self._replay_ids
+        self._replay_ids -= 1
+        self._pending[offset] = Pending(
+            offset=offset,
+            person=ticket.person,
+            message_id=ticket.message_id,
+            payload=b"",
+            appended_at=time.time(),
+            mapped=MapResult(operations=operations),
+            ticket=ticket,
+        )
+        self._barrier.add_forced(ticket.person, offset)
+        if ticket.action != "unsuppress":
+            # What they wait behind is withheld at its turn: no reason to wait out its backoff.
+            self._barrier.unblock(ticket.person)
+        if self._ready_since is None:
+            self._ready_since = time.monotonic()
+        self._wake.set()
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -407,6 +450,9 @@ class Lane:
             return batch
         wanted = []
         for pending in batch:
+            if pending.ticket is not None:
+                wanted.append(pending)
+                continue
             reason = privacy.verdict(
                 spec_message.decode(pending.payload), pending.person, pending.offset
             )
@@ -519,12 +565,18 @@ class Lane:
             self._barrier.done(pending.person, pending.offset)
         if pending.dead_letter_id is not None:
             self._replayed.append(pending.dead_letter_id)
+        if pending.ticket is not None:
+            self._note(pending, fate, detail, result)
+            return
         metrics.DELIVERY_MESSAGES.labels(self.name, fate.value).inc()
         if fate is Fate.FILTERED:
             metrics.DELIVERY_FILTERED.labels(self.name, metrics.filtered_by(detail)).inc()
         self._note(pending, fate, detail, result)
 
     def _dead(self, pending: Pending, reason: str, request: str, response: str) -> None:
+        if pending.ticket is not None:  # no dead letter: it would name the person
+            self._resolve(pending, Fate.DEAD, reason)
+            return
         self._letters.append(
             DeadLetter(
                 id=0,
@@ -547,6 +599,10 @@ class Lane:
         )
 
     def _note(self, pending: Pending, fate: Fate, detail: str, result: SendResult | None) -> None:
+        if pending.ticket is not None:  # reported to the request, never recorded: it names them
+            status = {Fate.RETRYING: RETRYING, Fate.DEAD: FAILED}.get(fate, DONE)
+            pending.ticket.report(pending.ticket, status, detail)
+            return
         # A replayed dead letter is recorded under its original offset: its fate changes.
         offset = pending.original_offset or pending.offset
         if offset > 0:

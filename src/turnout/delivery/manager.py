@@ -20,7 +20,12 @@ from turnout.delivery.gate import RateGate
 from turnout.delivery.lane import Lane
 from turnout.delivery.lane_group import LaneGroup
 from turnout.delivery.shaping import ActivePlaybook
-from turnout.destinations.base import Destination, SettingsError, parse_settings
+from turnout.destinations.base import (
+    Destination,
+    SettingsError,
+    parse_settings,
+    privacy_operations,
+)
 from turnout.log.base import EventLog
 from turnout.playbooks import PlaybookError
 from turnout.playbooks.revisions import compile_revision
@@ -108,6 +113,32 @@ class DeliveryManager:
             playbook=self.playbooks.get(connection.name),
             privacy=self.privacy,
         )
+
+    # -- privacy requests --------------------------------------------------------------------
+
+    def privacy_lane(self, name: str, person: str) -> Lane | None:
+        """The running lane of this process that orders `person`'s calls for the connection
+        (on a partitioned log, the lane of their partition, if this process owns it)."""
+        lane = self.lanes.get(name)
+        if isinstance(lane, LaneGroup):
+            partition_of = getattr(self._log, "partition_of", None)
+            return lane.lanes.get(partition_of(person)) if partition_of else None
+        return lane
+
+    async def privacy_support(self, action: str, request_id: str) -> dict[str, str]:
+        """Each connection's first status for a privacy request: "pending" when its destination
+        is told of `action`, "not_supported" when it has no such notion, else "failed: why"."""
+        support: dict[str, str] = {}
+        for connection in await self._store.list_connections():
+            try:
+                destination = self._destinations(connection.destination)
+                settings = parse_settings(destination, connection.settings)
+                operations = privacy_operations(destination, action, "-", settings, request_id)
+            except (SettingsError, KeyError) as exc:
+                support[connection.name] = f"failed: {exc}"
+                continue
+            support[connection.name] = "not_supported" if operations is None else "pending"
+        return support
 
     # -- playbooks ---------------------------------------------------------------------------
 

@@ -178,6 +178,36 @@ class Destination(Protocol):
         ...
 
 
+PrivacyAction = Literal["delete", "suppress", "unsuppress", "suppress_and_delete"]
+
+
+class PrivacyAware(Protocol):
+    """What a destination may add to the contract: how it is told about a privacy request.
+
+    `privacy_operations` answers the operations that carry out `action` for one person (sent by
+    the lane, in the person's order, through the destination's own client, retried like any
+    other), or None when the destination has no such notion (nothing is sent, and the request
+    says `not_supported` for the connection). `request_id` names the request, for destinations
+    that need an id per message. Destinations without the method are treated as answering None.
+    """
+
+    def privacy_operations(
+        self, action: PrivacyAction, user_id: str, settings: Any, *, request_id: str
+    ) -> list[Any] | None: ...
+
+
+def privacy_operations(
+    destination: Destination, action: str, user_id: str, settings: Any, request_id: str
+) -> list[Any] | None:
+    """The destination's operations for a privacy request about `user_id` (see `PrivacyAware`);
+    None when it has no such notion."""
+    method = getattr(destination, "privacy_operations", None)
+    if method is None:
+        return None
+    result: list[Any] | None = method(action, user_id, settings, request_id=request_id)
+    return result
+
+
 async def run_check(client: DestinationClient, timeout: float) -> CheckResult:
     """`client.check()`, answered within `timeout` seconds whatever the destination does.
 

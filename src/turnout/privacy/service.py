@@ -6,6 +6,8 @@
   still hold of them), then, in the background, erases their calls from the log and their
   records from the store; a request interrupted by a restart runs again at the next start.
 - suppress_and_delete does both.
+- every connection whose destination knows the action is told about each userId, by its lane,
+  in that person's order (privacy/forwarding.py); the request finishes when all have answered.
 Once a request is done its ids are replaced by their hashes in the audit record.
 """
 
@@ -19,9 +21,20 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from turnout.privacy.erase import NotErasable, Scrubbable, erase_log, erase_store
+from turnout.privacy.forwarding import (
+    FAILED,
+    NOT_FORWARDED,
+    NOT_SUPPORTED,
+    PENDING,
+    TERMINAL,
+    Progress,
+    Ticket,
+    connection_of,
+    step_name,
+)
 from turnout.privacy.records import PrivacyRecords, RequestRow, Runner, Step
 from turnout.privacy.suppression import PrivacyList
 from turnout.store.secrets import SecretBox
@@ -35,6 +48,18 @@ MAX_IDS = 5000  # ids per request, user and anonymous together
 MAX_ID_LENGTH = 1000
 REFRESH_INTERVAL = 2.0  # seconds between checks for changes made by another process
 USER, ANONYMOUS = "user", "anonymous"
+
+
+class ForwardingLane(Protocol):
+    def forward(self, ticket: Ticket) -> None: ...
+
+
+class Lanes(Protocol):
+    """What the service needs of the delivery manager to tell destinations of a request."""
+
+    def privacy_lane(self, name: str, person: str) -> ForwardingLane | None: ...
+
+    async def privacy_support(self, action: str, request_id: str) -> dict[str, str]: ...
 
 
 class PrivacyRequestError(ValueError):
@@ -101,14 +126,17 @@ class PrivacyService:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._refresher: asyncio.Task[None] | None = None
+        self.delivery: Lanes | None = None  # the lanes that tell destinations (set by the app)
+        self._active: dict[str, tuple[RequestRow, Ids]] = {}  # unfinished, run by this process
+        self._progress: dict[tuple[str, str], Progress] = {}  # (request, connection)
+        self._dirty: set[str] = set()  # requests whose row must be written again
+        self._write = asyncio.Lock()
 
     async def start(self) -> None:
         await self.records.start()
         await self.reload()
         self._refresher = asyncio.create_task(self._refresh_forever(), name="privacy-refresh")
-        if self._runs:
-            for request in await self.records.requests(limit=1000, status="pending"):
-                self._erase_later(request)
+        await self._pick_up()
 
     async def close(self) -> None:
         tasks = [t for t in (self._refresher, *self._tasks) if t is not None]
@@ -138,8 +166,24 @@ class PrivacyService:
             await asyncio.sleep(REFRESH_INTERVAL)
             try:
                 await self.reload()
+                await self._pick_up()
             except Exception as exc:  # keep the list known; try again
                 log.warning("could not reload the privacy list: %r", exc)
+
+    async def _pick_up(self) -> None:
+        """Run the unfinished requests this process does not run yet (made before a restart,
+        or by another process), and hand on what lanes did not take (a lane not running yet,
+        or restarted with new settings)."""
+        if not self._runs:
+            return
+        for row in await self.records.requests(limit=1000, status="pending"):
+            if row.id not in self._active:
+                users, anonymous = json.loads(self._box.open(row.ids))
+                self._active[row.id] = (row, Ids(users, anonymous))
+                if any(s.status == PENDING for s in row.steps if s.name in ("log", "store")):
+                    self._erase_later(row)
+        for request, ids in list(self._active.values()):
+            self._forward(request, ids)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -163,6 +207,15 @@ class PrivacyService:
             anonymous_count=len(ids.anonymous_ids),
             log_head=head,
         )
+        support = await self.delivery.privacy_support(action, request.id) if self.delivery else {}
+        for name, first in support.items():
+            if first == PENDING and not ids.user_ids:
+                request.steps.append(Step(step_name(name), NOT_SUPPORTED, detail=NOT_FORWARDED))
+            elif first.startswith(FAILED):
+                detail = first.removeprefix(f"{FAILED}: ")
+                request.steps.append(Step(step_name(name), FAILED, detail=detail, at=now))
+            else:
+                request.steps.append(Step(step_name(name), first))
         typed = [(USER, v) for v in ids.user_ids] + [(ANONYMOUS, v) for v in ids.anonymous_ids]
         seal = self._box.seal
         suppress = [(self._hash(k, v), k, seal(v)) for k, v in typed] if suppressing else []
@@ -172,16 +225,100 @@ class PrivacyService:
             request.steps.append(Step(action.split("_")[0], "done", len(typed), at=now))
         if deleting:
             request.steps += [Step("log", "pending"), Step("store", "pending")]
-        else:
-            request.status, request.finished_at = "done", now
+        if all(step.status in TERMINAL for step in request.steps):
+            request.status, request.finished_at = self._outcome(request), now
             request.ids, request.ids_form = self._hashed(ids), "hashed"
-        async with self._lock:
-            await self.records.add_request(request, suppress, unsuppress, markers)
-            self._apply(action, ids, markers)
+        elif self._runs:
+            self._active[request.id] = (request, ids)  # before the row exists: run it once
+        try:
+            async with self._lock:
+                await self.records.add_request(request, suppress, unsuppress, markers)
+                self._apply(action, ids, markers)
+        except BaseException:
+            self._active.pop(request.id, None)
+            raise
         log.info("privacy request %s (%s, %d ids) accepted", request.id, action, len(typed))
-        if deleting and self._runs:
-            self._erase_later(request)
+        if request.id in self._active:
+            if deleting:
+                self._erase_later(request)
+            self._forward(request, ids)
         return request
+
+    # -- telling destinations ----------------------------------------------------------------
+
+    def _forward(self, request: RequestRow, ids: Ids) -> None:
+        """Hand each person to the lane that orders their calls for each connection still to
+        be told; people already handed over (or whose lane does not run here) are skipped."""
+        if self.delivery is None:
+            return
+        for step in request.steps:
+            name = connection_of(step)
+            if name is None or step.status in TERMINAL:
+                continue
+            progress = self._progress.setdefault((request.id, name), Progress(ids.user_ids))
+            for person in ids.user_ids:
+                if person in progress.states:
+                    continue
+                lane = self.delivery.privacy_lane(name, person)
+                if lane is None:
+                    continue
+                progress.states[person] = PENDING
+                lane.forward(Ticket(request.id, name, request.action, person, self._report))
+
+    def _report(self, ticket: Ticket, status: str, detail: str) -> None:
+        """A lane's news of one ticket: update the connection's step and write it soon."""
+        active = self._active.get(ticket.request_id)
+        progress = self._progress.get((ticket.request_id, ticket.connection))
+        if active is None or progress is None:
+            return
+        if status == "released":  # its lane stopped before sending it: hand it on again
+            progress.states.pop(ticket.person, None)
+            return
+        if progress.states.get(ticket.person) in TERMINAL:
+            return
+        progress.states[ticket.person] = status
+        progress.details[ticket.person] = detail
+        request = active[0]
+        for step in request.steps:
+            if step.name == step_name(ticket.connection):
+                progress.summarise(step)
+                step.at = time.time()
+        self._save_later(request)
+
+    def _save_later(self, request: RequestRow) -> None:
+        """Write the request's row once for any number of changes made meanwhile."""
+        if request.id in self._dirty:
+            return
+        self._dirty.add(request.id)
+        task = asyncio.create_task(self._save(request), name=f"privacy-save:{request.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _save(self, request: RequestRow) -> None:
+        """Write the request's row; once every step has its outcome, finish the request: its
+        ids become hashes and this process forgets it."""
+        async with self._write:
+            self._dirty.discard(request.id)
+            if request.status != "pending":
+                return
+            finished = all(step.status in TERMINAL for step in request.steps)
+            active = self._active.get(request.id)
+            if finished and active is not None:
+                request.status, request.finished_at = self._outcome(request), time.time()
+                request.ids, request.ids_form = self._hashed(active[1]), "hashed"
+            await self.records.update_request(request)
+            if request.status == "pending":
+                return
+            self._active.pop(request.id, None)
+            for key in [k for k in self._progress if k[0] == request.id]:
+                del self._progress[key]
+            if isinstance(self._store, Scrubbable):
+                await self._store.scrub()  # the sealed ids' old page images go too
+        log.info("privacy request %s %s", request.id, request.status)
+
+    @staticmethod
+    def _outcome(request: RequestRow) -> str:
+        return "failed" if any(s.status == FAILED for s in request.steps) else "done"
 
     def _apply(self, action: str, ids: Ids, markers: Sequence[tuple[str, int]]) -> None:
         """The same change in memory, so it holds from this moment in this process."""
@@ -238,17 +375,9 @@ class PrivacyService:
                     log.exception("privacy request %s: %s step failed", request.id, name)
                     step.status, step.detail = "failed", f"{type(exc).__name__}: {exc}"
                 step.at = time.time()
-                await self.records.update_request(request)
-            failed = [s for s in request.steps if s.status == "failed"]
-            request.status = "failed" if failed else "done"
-            request.finished_at = time.time()
-            request.ids, request.ids_form = self._hashed(ids), "hashed"
-            await self.records.update_request(request)
-            if isinstance(self._store, Scrubbable):
-                await self._store.scrub()  # the sealed ids' old page images go too
-        log.info("privacy request %s %s", request.id, request.status)
+                await self._save(request)
 
     async def wait_idle(self) -> None:
-        """Until every erasure started so far has finished (shutdown, tests of the service)."""
+        """Until every erasure and write started so far has finished (tests of the service)."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -114,10 +114,14 @@ class PrivacyStep(BaseModel):
 class PrivacyConnection(BaseModel):
     name: str
     lane: Literal["done"] = Field(description="The connection's lane withholds their calls")
-    destination: Literal["not_supported"] = Field(
-        description="Whether the destination itself was asked to delete or suppress the person"
+    destination: Literal["pending", "retrying", "done", "failed", "not_supported"] = Field(
+        description="Whether the destination itself was told to delete, suppress or unsuppress"
+        " the people: pending (queued behind their calls), retrying, done, failed (detail says"
+        " why), not_supported (the destination has no such notion)"
     )
+    count: int = Field(description="People the destination has confirmed")
     detail: str
+    at: float
 
 
 class PrivacyRequestView(BaseModel):

@@ -27,6 +27,7 @@ from turnout.web.pages import (
     home,
     people,
     playbook,
+    privacy,
     sources,
 )
 from turnout.web.site import Site
@@ -48,6 +49,7 @@ def build_dashboard(turnout: Turnout, tokens: TokenCheck, openapi: api_docs.Open
     routes: list[Route | Mount] = [Mount("/static", StaticFiles(directory=STATIC), name="static")]
     for section in (auth, home, sources, connections, playbook, debugger, people, dead_letters):
         routes.extend(section.routes(site))
+    routes.extend(privacy.routes(site))
     routes.extend(api_docs.routes(site, openapi))
     return Starlette(
         routes=routes,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request
 
+from turnout.privacy.forwarding import connection_of
 from turnout.privacy.records import RequestRow
 from turnout.privacy.service import PrivacyRequestError, check_request
 from turnout.web import api_models as m
@@ -23,13 +24,39 @@ if TYPE_CHECKING:
 
 ORIGINS = ("cli", "dashboard")
 NOT_FORWARDED = (
-    "Turnout withholds their calls from this connection; the destination itself was not asked"
-    " to delete or suppress the person (not supported yet: do it in the destination)"
+    "made before Turnout told destinations of privacy requests: the destination itself was not"
+    " asked to delete or suppress the person"
 )
 RequestId = Annotated[str, Path(pattern=r"^pr_[0-9a-f]{1,40}$")]
 
 
 def request_view(row: RequestRow, connections: list[str]) -> dict[str, Any]:
+    """The request as the API and the dashboard show it: Turnout's own steps, and what each
+    connection's destination was told (`connections`; `count`: people done there)."""
+    told = [
+        {
+            "name": name,
+            "lane": "done",
+            "destination": s.status,
+            "count": s.count,
+            "detail": s.detail,
+            "at": s.at,
+        }
+        for s in row.steps
+        if (name := connection_of(s)) is not None
+    ]
+    if not told:  # a request from before destinations were told
+        told = [
+            {
+                "name": name,
+                "lane": "done",
+                "destination": "not_supported",
+                "count": 0,
+                "detail": NOT_FORWARDED,
+                "at": 0.0,
+            }
+            for name in connections
+        ]
     return {
         "id": row.id,
         "action": row.action,
@@ -44,11 +71,9 @@ def request_view(row: RequestRow, connections: list[str]) -> dict[str, Any]:
         "steps": [
             {"name": s.name, "status": s.status, "count": s.count, "detail": s.detail, "at": s.at}
             for s in row.steps
+            if connection_of(s) is None
         ],
-        "connections": [
-            {"name": name, "lane": "done", "destination": "not_supported", "detail": NOT_FORWARDED}
-            for name in connections
-        ],
+        "connections": told,
     }
 
 

@@ -10,6 +10,12 @@ import msgspec
 from turnout.destinations.base import MapResult, RequestGate, SettingField
 from turnout.destinations.customerio.client import CustomerIOClient
 from turnout.destinations.customerio.mapping import map_message
+from turnout.destinations.customerio.operations import (
+    DeletePerson,
+    PersonRef,
+    SuppressPerson,
+    UnsuppressPerson,
+)
 from turnout.destinations.customerio.settings import CustomerIOSettings
 from turnout.spec.message import Message
 
@@ -112,6 +118,21 @@ class CustomerIO:
 
     def map(self, message: Message, settings: Any) -> MapResult:
         return map_message(message, settings)
+
+    def privacy_operations(
+        self, action: str, user_id: str, settings: Any, *, request_id: str
+    ) -> list[Any] | None:
+        """The person's deletion or suppression in Customer.io: the operations the reserved
+        events "User Deleted", "User Suppressed" and "User Unsuppressed" map to. Customer.io's
+        suppression deletes the person too, so `suppress_and_delete` is one suppression."""
+        person = PersonRef.classify(user_id)
+        if action == "delete":
+            return [DeletePerson(person=person)]
+        if action in ("suppress", "suppress_and_delete"):
+            return [SuppressPerson(person=person)]
+        if action == "unsuppress":
+            return [UnsuppressPerson(person=person)]
+        return None
 
     def client(
         self,

@@ -19,7 +19,7 @@ import httpx
 from turnout.destinations import http
 from turnout.destinations.base import CheckResult, RequestGate, SendResult
 from turnout.destinations.webhook import signing
-from turnout.destinations.webhook.mapping import WebhookCall
+from turnout.destinations.webhook.mapping import DeleteCall, WebhookCall
 from turnout.destinations.webhook.settings import WebhookSettings
 
 USER_AGENT = "Turnout (webhook destination)"
@@ -62,14 +62,16 @@ class WebhookClient:
         The requests of one call go at once: the lane hands over at most one message per person,
         so no one's order depends on which answers first.
         """
-        calls: list[WebhookCall] = list(operations)
+        calls: list[WebhookCall | DeleteCall] = list(operations)
         size = self.settings.batch_size
         chunks = [calls[start : start + size] for start in range(0, len(calls), size)]
         answered = await asyncio.gather(*(http.split_refused(c, self._post) for c in chunks))
         results = [result for chunk in answered for result in chunk]
         return http.one_each(results, len(calls), title=self.title)
 
-    async def _post(self, calls: Sequence[WebhookCall]) -> tuple[int | None, list[SendResult]]:
+    async def _post(
+        self, calls: Sequence[WebhookCall | DeleteCall]
+    ) -> tuple[int | None, list[SendResult]]:
         """One request carrying `calls`: its status (None: no answer) and a result per call."""
         batch = self.settings.batch_size > 1
         parts = [call.body() for call in calls]

@@ -10,7 +10,7 @@ import msgspec
 from turnout.destinations.base import MapResult, RequestGate, SettingField
 from turnout.destinations.http import public_url
 from turnout.destinations.webhook.client import WebhookClient
-from turnout.destinations.webhook.mapping import map_message
+from turnout.destinations.webhook.mapping import DeleteCall, map_message
 from turnout.destinations.webhook.settings import BATCH_SIZE_MAX, WebhookSettings
 from turnout.spec.message import Message
 
@@ -71,6 +71,15 @@ class Webhook:
 
     def map(self, message: Message, settings: Any) -> MapResult:
         return map_message(message, settings)
+
+    def privacy_operations(
+        self, action: str, user_id: str, settings: Any, *, request_id: str
+    ) -> list[Any] | None:
+        """A deletion is posted as a `delete` message (see `DeleteCall`); a webhook has no
+        notion of suppression, so suppress and unsuppress send nothing."""
+        if action in ("delete", "suppress_and_delete"):
+            return [DeleteCall.of(user_id, request_id)]
+        return None
 
     def client(
         self,

@@ -6,7 +6,9 @@ reshape; mapping only decides whether the call goes at all.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -30,6 +32,32 @@ class WebhookCall(msgspec.Struct, frozen=True):
     def body(self) -> bytes:
         """The message as stored: Segment-spec JSON, camelCase keys."""
         return spec_message.encode(self.message)
+
+
+class DeleteCall(msgspec.Struct, frozen=True):
+    """A privacy deletion, posted like a call: `{"type": "delete", "userId", "messageId",
+    "timestamp"}`, signed as every call is. The `messageId` is derived from the request's id and
+    the person, so a receiver can tell a re-send from a new request."""
+
+    message_id: str
+    user_id: str
+    timestamp: str
+
+    @classmethod
+    def of(cls, user_id: str, request_id: str) -> DeleteCall:
+        person = hashlib.sha256(user_id.encode()).hexdigest()[:16]
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return cls(f"{request_id}-{person}", user_id, now)
+
+    def body(self) -> bytes:
+        return msgspec.json.encode(
+            {
+                "type": "delete",
+                "userId": self.user_id,
+                "messageId": self.message_id,
+                "timestamp": self.timestamp,
+            }
+        )
 
 
 def map_message(message: Message, settings: WebhookSettings) -> MapResult:

@@ -19,6 +19,7 @@ from turnout.web.chart import rate_chart
 from turnout.web.connections import destination_named
 from turnout.web.errors import ManagementError, invalid
 from turnout.web.overview import DEFAULT_WINDOW, WINDOWS, overview
+from turnout.web.pages.privacy import suppressed_calls
 from turnout.web.sessions import Session
 from turnout.web.settings_form import FormField, form_fields, settings_from_form, table_rows
 from turnout.web.site import Site
@@ -331,4 +332,5 @@ async def _overview_context(site: Site, connection: Connection, window: str) -> 
         "status": site.connections.status(connection),
         "destination": site.connections.describe(connection),
         "open_letters": letters,
+        "suppressed_calls": suppressed_calls(connection.sources),
     }
