@@ -8,7 +8,6 @@ plus every adjustment made to fit Customer.io's limits. Nothing is dropped silen
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from turnout.destinations.base import MapResult
@@ -42,11 +41,12 @@ from turnout.destinations.customerio.values import (
     json_bytes,
     to_unix_seconds,
 )
+from turnout.destinations.integrations import filtered_by_integrations, own_keys
 from turnout.spec.message import Message
 
 # `integrations` keys that address this destination, compared without case or punctuation:
 # Segment's "Customer.io", Customer.io's own "Customer.io Data Pipelines", and "customerio".
-_OWN_KEYS = frozenset({"customerio", "customeriodatapipelines"})
+_OWN_KEYS = own_keys("Customer.io", "Customer.io Data Pipelines")
 
 # Names for page and screen calls that carry no name, URL or path at all (Customer.io requires a
 # name, and these read naturally in the Activity Log next to "Page View"/"Screen" types).
@@ -56,7 +56,7 @@ UNNAMED_SCREEN = "Screen View"
 
 def map_message(message: Message, settings: CustomerIOSettings) -> MapResult:
     """The Customer.io operations for one normalised message."""
-    rule = filtered_by_integrations(message.integrations)
+    rule = filtered_by_integrations(message.integrations, _OWN_KEYS, "Customer.io", "Customer.io")
     if rule is not None:
         return MapResult(filtered=rule)
     call = Call(message, settings)
@@ -68,25 +68,6 @@ def map_message(message: Message, settings: CustomerIOSettings) -> MapResult:
         return MapResult(rejected=str(exc), adjustments=call.adjustments)
     return MapResult(operations=operations, adjustments=call.adjustments)
 
-
-def filtered_by_integrations(integrations: dict[str, Any]) -> str | None:
-    """The reason to skip a call whose `integrations` object disables Customer.io, else None.
-
-    An explicit key for Customer.io decides (false skips; true or an options object sends);
-    without one, `"All": false` skips.
-    """
-    own = [value for key, value in integrations.items() if _normalise_key(key) in _OWN_KEYS]
-    if own:
-        if any(value is False for value in own):
-            return 'integrations: Customer.io disabled ("Customer.io": false)'
-        return None
-    if integrations.get("All") is False:
-        return 'integrations: all destinations disabled ("All": false) and Customer.io not enabled'
-    return None
-
-
-def _normalise_key(key: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", key.lower())
 
 
 class Call:

@@ -7,20 +7,19 @@ reshape; mapping only decides whether the call goes at all.
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 
 from turnout.destinations.base import MapResult
+from turnout.destinations.integrations import filtered_by_integrations, own_keys
 from turnout.destinations.webhook.settings import WebhookSettings
 from turnout.spec import message as spec_message
 from turnout.spec.message import Message
 
 # `integrations` keys that address this destination, compared without case or punctuation:
 # Segment's "Webhooks" and the singular "Webhook".
-_OWN_KEYS = frozenset({"webhook", "webhooks"})
+_OWN_KEYS = own_keys("Webhook", "Webhooks")
 
 
 class WebhookCall(msgspec.Struct, frozen=True):
@@ -62,27 +61,8 @@ class DeleteCall(msgspec.Struct, frozen=True):
 
 def map_message(message: Message, settings: WebhookSettings) -> MapResult:
     """The one call to post for a message, or why it is skipped."""
-    rule = filtered_by_integrations(message.integrations)
+    rule = filtered_by_integrations(message.integrations, _OWN_KEYS, "webhooks", "Webhooks")
     if rule is not None:
         return MapResult(filtered=rule)
     return MapResult(operations=[WebhookCall(message.message_id, message)])
 
-
-def filtered_by_integrations(integrations: dict[str, Any]) -> str | None:
-    """The reason to skip a call whose `integrations` object disables webhooks, else None.
-
-    An explicit key for webhooks decides (false skips; true or an options object sends);
-    without one, `"All": false` skips.
-    """
-    own = [value for key, value in integrations.items() if _normalise_key(key) in _OWN_KEYS]
-    if own:
-        if any(value is False for value in own):
-            return 'integrations: webhooks disabled ("Webhooks": false)'
-        return None
-    if integrations.get("All") is False:
-        return 'integrations: all destinations disabled ("All": false) and Webhooks not enabled'
-    return None
-
-
-def _normalise_key(key: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", key.lower())
