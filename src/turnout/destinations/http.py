@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from turnout.destinations.base import RequestGate, SendResult, Status
+from turnout.destinations.base import RequestGate, SendResult, SettingField, Status
 
 # How much of a request or response body is kept with a result (dead letters, the debugger).
 KEEP_BYTES = 4000
@@ -28,6 +28,39 @@ KEEP_BYTES = 4000
 BATCH_REFUSED = frozenset({400, 413, 422})
 
 Item = TypeVar("Item")
+
+# Every HTTP destination's answer timeout, worded once for the forms.
+REQUEST_TIMEOUT_FIELD = SettingField(
+    "request_timeout",
+    "Request timeout (s)",
+    "How long to wait for an answer before retrying.",
+    "number",
+    10.0,
+    advanced=True,
+)
+
+
+def http_client(
+    *,
+    destination: str,
+    timeout: float,
+    headers: httpx.Headers | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    **options: Any,
+) -> httpx.AsyncClient:
+    """The one way a destination opens its HTTP client.
+
+    Redirects are never followed: a redirect would carry the body and the stored credentials to
+    an address nobody chose, so each destination classifies it instead (Customer.io: a wrong
+    region; the webhook: dead-lettered, saying so). Every request names Turnout and the
+    destination, and says it carries JSON unless the caller's headers say otherwise.
+    """
+    sent = httpx.Headers({"User-Agent": f"Turnout ({destination} destination)"})
+    sent.update(headers or {})  # names ignore case: a configured User-Agent replaces ours
+    sent["Content-Type"] = "application/json"
+    return httpx.AsyncClient(
+        timeout=timeout, headers=sent, follow_redirects=False, transport=transport, **options
+    )
 
 
 def retry_after(value: str | None) -> float | None:

@@ -24,7 +24,6 @@ from turnout.destinations.customerio.requests import HttpRequest, build_requests
 from turnout.destinations.customerio.responses import TITLE, classify, error_text
 from turnout.destinations.customerio.settings import REGION_URLS, CustomerIOSettings
 
-USER_AGENT = "Turnout (customerio destination)"
 # Requests of one `send` call in flight at once; the gate still bounds the rate.
 MAX_IN_FLIGHT = 16
 # Whole-batch answers worth halving the batch for: Customer.io refuses a v2 batch with 400 when
@@ -48,13 +47,12 @@ class CustomerIOClient:
         self.settings = settings
         self.gate = gate
         self.max_batch = settings.batch_size
-        self._http = httpx.AsyncClient(
+        self._http = http.http_client(
+            destination="customerio",
+            timeout=settings.request_timeout,
+            transport=transport,
             base_url=settings.base_url,
             auth=httpx.BasicAuth(settings.site_id, settings.api_key),
-            timeout=settings.request_timeout,
-            headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
-            follow_redirects=False,  # see responses.classify: a redirect means a wrong region
-            transport=transport,
         )
 
     async def send(self, operations: Sequence[Any]) -> list[SendResult]:

@@ -17,6 +17,7 @@ from turnout.destinations.customerio.operations import (
     UnsuppressPerson,
 )
 from turnout.destinations.customerio.settings import CustomerIOSettings
+from turnout.destinations.http import REQUEST_TIMEOUT_FIELD
 from turnout.spec.message import Message
 
 
@@ -101,14 +102,7 @@ class CustomerIO:
             100,
             advanced=True,
         ),
-        SettingField(
-            "request_timeout",
-            "Request timeout (s)",
-            "How long to wait for an answer before retrying.",
-            "number",
-            10.0,
-            advanced=True,
-        ),
+        REQUEST_TIMEOUT_FIELD,
     )
 
     def describe(self, settings: Any) -> str:

@@ -22,8 +22,6 @@ from turnout.destinations.webhook import signing
 from turnout.destinations.webhook.mapping import DeleteCall, WebhookCall
 from turnout.destinations.webhook.settings import WebhookSettings
 
-USER_AGENT = "Turnout (webhook destination)"
-
 _BATCH_OPEN = b'{"batch":['
 _BATCH_CLOSE = b"]}"
 
@@ -44,15 +42,10 @@ class WebhookClient:
         # Reasons name the receiver by host, which tells connections apart without the path.
         self.title = urlsplit(settings.url).netloc.rpartition("@")[2]
         self._signer = signing.Signer(settings.signing_secret) if settings.signing_secret else None
-        headers = httpx.Headers({"User-Agent": USER_AGENT})
-        headers.update(settings.headers)  # names ignore case: a configured User-Agent replaces it
-        headers["Content-Type"] = "application/json"
-        self._http = httpx.AsyncClient(
+        self._http = http.http_client(
+            destination="webhook",
             timeout=settings.request_timeout,
-            headers=headers,
-            # A redirect would carry the body and the configured headers to an address nobody
-            # chose; it is dead-lettered instead (see `http.classify`).
-            follow_redirects=False,
+            headers=httpx.Headers(settings.headers),
             transport=transport,
         )
 

@@ -8,7 +8,7 @@ import httpx
 import msgspec
 
 from turnout.destinations.base import MapResult, RequestGate, SettingField
-from turnout.destinations.http import public_url
+from turnout.destinations.http import REQUEST_TIMEOUT_FIELD, public_url
 from turnout.destinations.webhook.client import WebhookClient
 from turnout.destinations.webhook.mapping import DeleteCall, map_message
 from turnout.destinations.webhook.settings import BATCH_SIZE_MAX, WebhookSettings
@@ -55,14 +55,7 @@ class Webhook:
             1,
             advanced=True,
         ),
-        SettingField(
-            "request_timeout",
-            "Request timeout (s)",
-            "How long to wait for an answer before retrying.",
-            "number",
-            10.0,
-            advanced=True,
-        ),
+        REQUEST_TIMEOUT_FIELD,
     )
 
     def describe(self, settings: Any) -> str:
