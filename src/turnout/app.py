@@ -8,7 +8,6 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,25 +17,34 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from turnout.config import Config, ConfigError
 from turnout.datadir import create_private, prepare
+from turnout.delivery.coordination import Coordinator, LocalCoordinator
 from turnout.delivery.manager import DeliveryManager
 from turnout.destinations import registry
+from turnout.history import History
 from turnout.ingest.accept import Ingestor, Limits
 from turnout.ingest.routes import build_tracking_app
-from turnout.log.base import EventLog
+from turnout.log.base import PartitionedLog
 from turnout.log.sqlite import SQLiteLog
+from turnout.manage.connections import Connections
+from turnout.manage.dead_letters import DeadLetters
+from turnout.manage.messages import Messages
+from turnout.manage.playbooks import Playbooks
+from turnout.manage.services import Services
+from turnout.manage.sources import Sources
 from turnout.metrics import REGISTRY
 from turnout.playbooks.revisions import save_revision
 from turnout.privacy.service import PrivacyService
 from turnout.privacy.suppression import Hasher, PrivacyList
 from turnout.store.models import Connection, Source
 from turnout.store.secrets import SecretBox, load_or_create_key
+from turnout.store.sql_store import SqlStore
 from turnout.store.sqlite import Store
 from turnout.tap import Tap
 from turnout.web.api import build_api
 from turnout.web.dashboard import build_dashboard
 from turnout.web.token_check import TokenCheck
 
-log = logging.getLogger("turnout")
+logger = logging.getLogger("turnout")
 
 DEFAULT_SOURCE = "default"
 
@@ -61,8 +69,8 @@ class Turnout:
         key = load_or_create_key(data, config.server.secret_key or None)
         self.box = SecretBox(key)
         self.privacy_list = PrivacyList(Hasher(key))
-        self.store: Store = self._make_store()
-        self.log: EventLog = self._make_log()
+        self.store: SqlStore = self._make_store()
+        self.log: PartitionedLog = self._make_log()
         self.ingestor = Ingestor(
             self.log,
             self.sources,
@@ -82,12 +90,13 @@ class Turnout:
             self.store, self.log, self.box, self.privacy_list, runs=config.server.role != "ingest"
         )
         self.privacy.delivery = self.delivery
+        self.services = self._make_services()
         self.admin_token = ""
         self.first_start = FirstStart()
         self.ready = False
         self.on_ready: Callable[[], None] | None = None
 
-    def _make_store(self) -> Store:
+    def _make_store(self) -> SqlStore:
         url = self.config.store.url
         secret_fields = lambda name: registry.get(name).secret_fields  # noqa: E731
         if url.startswith(("postgresql://", "postgres://")):
@@ -100,30 +109,46 @@ class Turnout:
                 )
             from turnout.store.postgres import PostgresStore
 
-            # Typed as the SQLite `Store` only because web/ annotates it so; both keep the
-            # `StateStore` protocol (store/base.py), which is what every caller relies on.
-            return cast(Store, PostgresStore(url, self.box, secret_fields))
+            return PostgresStore(url, self.box, secret_fields)
         if url:
             raise ConfigError(f"store.url: {url!r} is not a postgresql:// URL (empty = SQLite)")
         return Store(self.config.data_path / "store.db", self.box, secret_fields)
 
     def _make_delivery(self) -> DeliveryManager:
-        args = (
+        coordinator: Coordinator = LocalCoordinator(self.log.partitions)
+        if self.config.log.backend == "nats":
+            from turnout.log.nats import NATSLog
+            from turnout.log.nats_coordination import NATSCoordinator
+
+            assert isinstance(self.log, NATSLog)
+            coordinator = NATSCoordinator(self.log)
+        return DeliveryManager(
+            self.log,
+            coordinator,
             self.store,
             registry.get,
             self.config.delivery,
             self.tap,
             self.config.log.retention_hours,
         )
-        if self.config.log.backend == "nats":
-            from turnout.delivery.partitioned import PartitionedDeliveryManager
-            from turnout.log.nats import NATSLog
 
-            assert isinstance(self.log, NATSLog)
-            return PartitionedDeliveryManager(self.log, *args)
-        return DeliveryManager(self.log, *args)
+    def _make_services(self) -> Services:
+        """The management services: the one place they are built, for web/ and the CLI."""
+        delivers = self.config.server.role != "ingest"
+        history = History(self.log, self.store)
+        connections = Connections(self.store, self.delivery, delivers=delivers)
+        return Services(
+            connections=connections,
+            sources=Sources(self.store, connections.restart_fed_by),
+            dead_letters=DeadLetters(self.store, self.delivery, connections, delivers=delivers),
+            messages=Messages(self.store, history, self.tap),
+            playbooks=Playbooks(
+                self.store, history, self.delivery, self.config.directory, delivers=delivers
+            ),
+            privacy=self.privacy,
+        )
 
-    def _make_log(self) -> EventLog:
+    def _make_log(self) -> PartitionedLog:
         settings = self.config.log
         if settings.backend == "nats":
             from turnout.log.nats import NATSLog
@@ -285,7 +310,7 @@ def build_app(config: Config, turnout: Turnout | None = None) -> FrontDoor:
             config.server.public_url,
             config.server.cors_origins,
         )
-    api = build_api(service, tokens)
+    api = build_api(service.services, service.config, tokens)
     app.mount("/api/v1", api)
-    app.mount("/dashboard", build_dashboard(service, tokens, api.openapi))
+    app.mount("/dashboard", build_dashboard(service.services, service.config, tokens, api.openapi))
     return FrontDoor(app, tracking)

@@ -310,7 +310,7 @@ def trace(
         service = _service(loaded)
         await service.store.start()
         try:
-            return await service.store.trace(message_id)
+            return await service.services.messages.deliveries(message_id)
         finally:
             await service.store.close()
 
@@ -334,7 +334,7 @@ def _trace_person(loaded: Config, identity: Identity, value: str, after: int, li
 
     The SQLite log is read without being started: starting would run a writer and checkpoints
     beside those of a server running on the same files, and reading needs neither."""
-    from turnout.history import History, PersonCalls, call_label
+    from turnout.history import PersonCalls, call_label
     from turnout.log.sqlite import SQLiteLog
 
     async def look() -> PersonCalls:
@@ -345,9 +345,7 @@ def _trace_person(loaded: Config, identity: Identity, value: str, after: int, li
         if not isinstance(service.log, SQLiteLog):
             await service.log.start()
         try:
-            return await History(service.log, service.store).person(
-                identity, value, after=after, limit=limit
-            )
+            return await service.services.messages.person(identity, value, after=after, limit=limit)
         finally:
             await service.log.close()
             await service.store.close()
@@ -383,8 +381,9 @@ def check_connection(
     data_dir: DataDirOption = None,
 ) -> None:
     """Verify a connection's credentials with its destination (any registered one)."""
-    from turnout.destinations import registry
-    from turnout.destinations.base import SettingsError, Unlimited, run_check
+    from turnout.destinations.base import SettingsError
+    from turnout.destinations.registry import UnknownDestination
+    from turnout.manage.errors import ManagementError
 
     loaded = _load(config, data_dir)
 
@@ -393,23 +392,15 @@ def check_connection(
         await service.store.start()
         try:
             await service._apply_file_config()
-            connection = await service.store.get_connection(name)
-        finally:
-            await service.store.close()
-        if connection is None:
+            return await service.services.connections.check_saved(name, CHECK_TIMEOUT)
+        except ManagementError:  # the one it raises: no such connection
             typer.secho(f"error: no connection named {name!r}", fg="red", err=True)
-            raise typer.Exit(2)
-        try:
-            destination = registry.get(connection.destination)
-            settings = registry.parse_settings(destination.name, connection.settings)
-        except (SettingsError, KeyError) as exc:
+            raise typer.Exit(2) from None
+        except (SettingsError, UnknownDestination) as exc:
             typer.secho(f"error: connection {name!r}: {exc}", fg="red", err=True)
             raise typer.Exit(2) from None
-        client = destination.client(settings, Unlimited())
-        try:
-            return await run_check(client, CHECK_TIMEOUT)
         finally:
-            await client.aclose()
+            await service.store.close()
 
     result = asyncio.run(check())
     colour = "green" if result.ok else "red"

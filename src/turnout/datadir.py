@@ -23,7 +23,7 @@ from pathlib import Path
 
 from turnout.config import ConfigError
 
-log = logging.getLogger("turnout")
+logger = logging.getLogger("turnout")
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
@@ -99,7 +99,7 @@ def _tighten(path: Path, what: str) -> None:
             f"{path}: open to other users (mode {_mode(mode)}) and cannot be made private:"
             f" {exc.strerror or exc}; run: chmod {_mode(wanted)} {path}"
         ) from None
-    log.warning(
+    logger.warning(
         "%s %s was open to other users (mode %s): changed to %s",
         what,
         path,

@@ -31,7 +31,7 @@ from turnout.log.base import Entry, EventLog
 from turnout.store.base import StateStore
 from turnout.store.models import DeliveryRecord
 
-log = logging.getLogger("turnout.history")
+logger = logging.getLogger("turnout.history")
 
 RECENT_SCAN = 10_000  # offsets the newest-calls look-up reads back through, at most
 SCAN_STEP = 500  # offsets read per step backwards
@@ -136,7 +136,7 @@ def _message(entry: Entry) -> dict[str, Any] | None:
     try:
         message = _decode(entry.payload)
     except msgspec.DecodeError:
-        log.warning("log offset %d: stored payload is not JSON; skipped", entry.offset)
+        logger.warning("log offset %d: stored payload is not JSON; skipped", entry.offset)
         return None
     return message if isinstance(message, dict) else None
 

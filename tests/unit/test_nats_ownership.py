@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from services import require_nats, unique
 from turnout.config import LogConfig
-from turnout.delivery.ownership import Ownership
 from turnout.log.nats import NATSLog
+from turnout.log.nats_ownership import Ownership
 
 pytestmark = pytest.mark.services
 

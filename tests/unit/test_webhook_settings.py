@@ -14,9 +14,9 @@ from turnout.config import ConfigError, load
 from turnout.destinations import registry
 from turnout.destinations.webhook.mapping import WebhookCall, map_message
 from turnout.destinations.webhook.settings import WebhookSettings
+from turnout.manage.connections import keep_stored_secrets
 from turnout.spec.message import Message
 from turnout.store.secrets import each_secret, mask
-from turnout.web.connections import keep_stored_secrets
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 

@@ -18,11 +18,15 @@ import random
 import time
 from collections import OrderedDict, deque
 
+from turnout.delivery.work import HeldKey
+
 
 class Barrier:
     def __init__(self, per_person: int) -> None:
         self.per_person = per_person
-        self._queues: dict[str, deque[int]] = {}
+        # person -> the keys of their held work in order: log offsets, and replays or privacy
+        # notices (`work.Extra`) queued among them.
+        self._queues: dict[str, deque[HeldKey]] = {}
         # An ordered set, first come first served. OrderedDict, not dict: popping the oldest of
         # a plain dict again and again scans the holes left by earlier pops (quadratic).
         self._ready: OrderedDict[str, None] = OrderedDict()
@@ -49,9 +53,9 @@ class Barrier:
             self._ready[person] = None
         return True
 
-    def add_forced(self, person: str, offset: int) -> None:
+    def add_forced(self, person: str, key: HeldKey) -> None:
         """Queue a replayed message beyond the cap: replays are few and chosen by a user."""
-        self._queues.setdefault(person, deque()).append(offset)
+        self._queues.setdefault(person, deque()).append(key)
         if person not in self._busy and person not in self._blocked:
             self._ready[person] = None
 
@@ -87,9 +91,9 @@ class Barrier:
     def next_timer(self) -> float | None:
         return self._timers[0][0] if self._timers else None
 
-    def take(self, limit: int) -> list[tuple[str, int]]:
-        """Up to `limit` (person, offset) pairs, one per ready person; they become busy."""
-        taken: list[tuple[str, int]] = []
+    def take(self, limit: int) -> list[tuple[str, HeldKey]]:
+        """Up to `limit` (person, key) pairs, one per ready person; they become busy."""
+        taken: list[tuple[str, HeldKey]] = []
         while self._ready and len(taken) < limit:
             person, _ = self._ready.popitem(last=False)
             self._busy.add(person)
@@ -100,11 +104,11 @@ class Barrier:
     def ready_count(self) -> int:
         return len(self._ready)
 
-    def done(self, person: str, offset: int) -> None:
+    def done(self, person: str, key: HeldKey) -> None:
         """The head message is resolved: drop it and let the person's next one go."""
         self._busy.discard(person)
         queue = self._queues.get(person)
-        if queue and queue[0] == offset:
+        if queue and queue[0] == key:
             queue.popleft()
         if queue:
             if person not in self._blocked:

@@ -7,12 +7,18 @@ The committed position only passes a message once it is resolved for this connec
 (delivered, filtered or dead-lettered), so after a crash the lane resumes from it and loses
 nothing; messages it sends again carry the same dedupe ids. Fates are recorded before the
 position moves, and a restarted lane skips messages whose fate is already recorded.
+
+The lane keeps the loop and its decisions; beside it, `shaping.py` applies the playbook,
+`outcomes.py` records each message's fate, `probe.py` finds out when a refused connection works
+again, and `work.py` says what the lane holds (log messages, replayed dead letters, privacy
+notices).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,7 +31,10 @@ from turnout import metrics
 from turnout.config import DeliveryConfig
 from turnout.delivery.backoff import retry_delay
 from turnout.delivery.barrier import Barrier
+from turnout.delivery.outcomes import Outcomes
+from turnout.delivery.probe import CredentialsProbe
 from turnout.delivery.shaping import ActivePlaybook, shape_and_map
+from turnout.delivery.work import Extra, HeldKey, Pending
 from turnout.destinations.base import (
     Destination,
     DestinationClient,
@@ -35,19 +44,17 @@ from turnout.destinations.base import (
     privacy_operations,
 )
 from turnout.log.base import Entry, EventLog
-from turnout.privacy.forwarding import DONE, FAILED, NOT_SUPPORTED, RETRYING, Ticket
+from turnout.privacy.forwarding import DONE, FAILED, NOT_SUPPORTED, Ticket
 from turnout.privacy.suppression import DELETED, PrivacyList
 from turnout.spec import message as spec_message
-from turnout.store.models import Connection, DeadLetter, DeliveryRecord, Fate
-from turnout.store.sqlite import Store
+from turnout.store.base import StateStore
+from turnout.store.models import Connection, DeadLetter, Fate
 from turnout.tap import Tap
 
-log = logging.getLogger("turnout.delivery")
+logger = logging.getLogger("turnout.delivery")
 
 READ_CHUNK = 1000
 FLUSH_INTERVAL = 0.1  # seconds between writes of fates and the position
-CREDENTIALS_PROBE_FIRST = 15.0  # seconds before retrying after credentials were rejected
-CREDENTIALS_PROBE_MAX = 300.0
 RECOVERED_RETRY_SPREAD = 2.0  # seconds over which backed-off people retry once sends succeed
 
 
@@ -56,24 +63,6 @@ class LaneState(StrEnum):
     PAUSED = "paused"  # by a user
     CREDENTIALS_REJECTED = "credentials_rejected"
     STOPPED = "stopped"
-
-
-@dataclass(slots=True)
-class Pending:
-    """A message held by the lane until it is resolved."""
-
-    offset: int
-    person: str
-    message_id: str
-    payload: bytes
-    appended_at: float
-    mapped: MapResult
-    attempts: int = 0
-    first_failure: float | None = None
-    dead_letter_id: int | None = None  # set when this is a replay of a dead letter
-    original_offset: int = 0  # the replayed dead letter's place in the log
-    playbook_revision: int | None = None  # the revision that shaped it (None: no playbook)
-    ticket: Ticket | None = None  # set when this tells the destination of a privacy request
 
 
 @dataclass(slots=True)
@@ -96,7 +85,7 @@ class Lane:
         settings: Any,
         client: DestinationClient,
         log_: EventLog,
-        store: Store,
+        store: StateStore,
         config: DeliveryConfig,
         tap: Tap,
         *,
@@ -120,23 +109,19 @@ class Lane:
         self._playbook = playbook.playbook if playbook else None
         self._revision = playbook.revision if playbook else None
         self._barrier = Barrier(config.per_person_window)
-        self._pending: dict[int, Pending] = {}
+        self._pending: dict[HeldKey, Pending] = {}
         self._skip: set[int] = set()
         self._cursor = 0
         self._position = 0
-        self._records: list[DeliveryRecord] = []
-        self._letters: list[DeadLetter] = []
-        self._replayed: list[int] = []
+        self._outcomes = Outcomes(self.name, store, tap)
+        self._probe = CredentialsProbe(self.name)
         self._in_flight = 0
         self._wake = asyncio.Event()
         self._stopping = False
         self.state = LaneState.RUNNING if connection.enabled else LaneState.PAUSED
         self.detail = ""
-        self._probe_delay = CREDENTIALS_PROBE_FIRST
-        self._probe_at = 0.0
-        self._probing = False
         self._expedited_at = 0.0
-        self._replay_ids = -1
+        self._extra_keys = itertools.count(1)  # keys of work from outside the log
         self._ready_since: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._sends: set[asyncio.Task[None]] = set()
@@ -201,16 +186,13 @@ class Lane:
     def replay(self, letters: list[DeadLetter]) -> int:
         """Send dead letters again, in order per person, behind that person's held messages."""
         for letter in letters:
-            offset = self._replay_ids
-            self._replay_ids -= 1
             self._admit(
-                offset,
+                Extra(next(self._extra_keys)),
+                letter.offset,
                 letter.person,
                 letter.payload,
                 time.time(),
-                dead_letter_id=letter.id,
-                original_offset=letter.offset,
-                force=True,
+                replay_of=letter.id,
             )
         self._wake.set()
         return len(letters)
@@ -224,7 +206,7 @@ class Lane:
                 self._destination, ticket.action, ticket.person, self._settings, ticket.request_id
             )
         except Exception as exc:  # a destination bug must cost this ticket, not the lane
-            log.exception("lane %s: privacy operations failed", self.name)
+            logger.exception("lane %s: privacy operations failed", self.name)
             ticket.report(ticket, FAILED, f"{type(exc).__name__}: {exc}")
             return
         if operations is None:
@@ -233,10 +215,10 @@ class Lane:
         if not operations:
             ticket.report(ticket, DONE, "")
             return
-        offset = self._replay_ids
-        self._replay_ids -= 1
-        self._pending[offset] = Pending(
-            offset=offset,
+        key = Extra(next(self._extra_keys))
+        self._pending[key] = Pending(
+            key=key,
+            offset=None,  # a notice holds no place in the log
             person=ticket.person,
             message_id=ticket.message_id,
             payload=b"",
@@ -244,7 +226,7 @@ class Lane:
             mapped=MapResult(operations=operations),
             ticket=ticket,
         )
-        self._barrier.add_forced(ticket.person, offset)
+        self._barrier.add_forced(ticket.person, key)
         if ticket.action != "unsuppress":
             # What they wait behind is withheld at its turn: no reason to wait out its backoff.
             self._barrier.unblock(ticket.person)
@@ -277,13 +259,13 @@ class Lane:
             except asyncio.CancelledError:
                 raise
             except Exception:  # a lane must never die silently: log, wait, carry on
-                log.exception("lane %s: unexpected error; continuing", self.name)
+                logger.exception("lane %s: unexpected error; continuing", self.name)
                 await asyncio.sleep(1.0)
 
     async def _idle(self) -> None:
         """Sleep until there is something to do: new entries, a finished send, a timer."""
         # Fates reach the store (and the dashboard) within FLUSH_INTERVAL of being known.
-        timeout = FLUSH_INTERVAL if self._records or self._letters or self._replayed else 1.0
+        timeout = FLUSH_INTERVAL if self._outcomes.unwritten else 1.0
         timer = self._barrier.next_timer()
         if timer is not None:
             timeout = min(timeout, max(0.0, timer - time.monotonic()))
@@ -291,7 +273,7 @@ class Lane:
             linger = self._config.linger_ms / 1000
             timeout = min(timeout, max(0.0, self._ready_since + linger - time.monotonic()))
         if self.state is LaneState.CREDENTIALS_REJECTED:
-            timeout = min(timeout, max(0.0, self._probe_at - time.monotonic()))
+            timeout = min(timeout, self._probe.seconds_left(time.monotonic()))
         if timeout <= 0:
             await asyncio.sleep(0)
             return
@@ -340,29 +322,46 @@ class Lane:
             self._skip.discard(entry.offset)
             return False
         return self._admit(
-            entry.offset, entry.person, entry.payload, entry.appended_at, queue=queue
+            entry.offset,  # held under its own offset, which the position counts
+            entry.offset,
+            entry.person,
+            entry.payload,
+            entry.appended_at,
+            queue=queue,
         )
 
     def _admit(
         self,
+        key: HeldKey,
         offset: int,
         person: str,
         payload: bytes,
         appended_at: float,
         *,
-        dead_letter_id: int | None = None,
-        original_offset: int = 0,
+        replay_of: int | None = None,
         queue: bool = True,
-        force: bool = False,
     ) -> bool:
-        """Shape and map a message and hold it; resolve it at once if there is nothing to send."""
+        """Shape and map a message and hold it; resolve it at once if there is nothing to send.
+
+        A replayed dead letter (`replay_of`) goes behind whatever of its person is held, even
+        beyond the per-person cap: replays are few and chosen by a user."""
         self._m_received.inc()
         playbook = self._playbook
         try:
             message = spec_message.decode(payload)
             withheld = self._privacy.verdict(message, person, offset) if self._privacy else None
             if withheld is not None:
-                self._withhold(offset, person, message.message_id, withheld)
+                unsent = Pending(
+                    key=key,
+                    offset=offset,
+                    person=person,
+                    message_id=message.message_id,
+                    payload=b"",
+                    appended_at=0.0,
+                    mapped=MapResult(),
+                    replay_of=replay_of,
+                )
+                self._withhold(unsent, withheld)
                 return False
             if playbook is None:
                 mapped = self._destination.map(message, self._settings)
@@ -370,18 +369,18 @@ class Lane:
                 mapped = shape_and_map(playbook, self._destination, self._settings, message).result
             message_id = message.message_id
         except Exception as exc:  # a mapping bug must cost one message, not the lane
-            log.exception("lane %s: cannot map message at offset %s", self.name, offset)
+            logger.exception("lane %s: cannot map message at offset %s", self.name, offset)
             mapped = MapResult(rejected=f"could not be mapped: {type(exc).__name__}: {exc}")
             message_id = _message_id_of(payload)
         pending = Pending(
+            key=key,
             offset=offset,
             person=person,
             message_id=message_id,
             payload=payload,
             appended_at=appended_at,
             mapped=mapped,
-            dead_letter_id=dead_letter_id,
-            original_offset=original_offset,
+            replay_of=replay_of,
             playbook_revision=self._revision,
         )
         if mapped.filtered is not None:
@@ -390,11 +389,11 @@ class Lane:
         if mapped.rejected is not None:
             self._dead(pending, mapped.rejected, "", "")
             return False
-        if force:
-            self._barrier.add_forced(person, offset)
+        if replay_of is not None:
+            self._barrier.add_forced(person, key)
         elif queue and not self._barrier.add(person, offset):
             return False
-        self._pending[offset] = pending
+        self._pending[key] = pending
         if self._ready_since is None:
             self._ready_since = time.monotonic()
         return True
@@ -402,14 +401,12 @@ class Lane:
     # -- sending -----------------------------------------------------------------------------
 
     def _can_send(self) -> bool:
-        # While probing rejected credentials, one request at a time finds out if they work now.
-        limit = 1 if self._probing else self._config.concurrency
+        limit = self._probe.send_limit(self._config.concurrency)
         return self.state is LaneState.RUNNING and self._in_flight < limit
 
     def _dispatch(self) -> None:
-        if self.state is LaneState.CREDENTIALS_REJECTED and time.monotonic() >= self._probe_at:
+        if self.state is LaneState.CREDENTIALS_REJECTED and self._probe.due(time.monotonic()):
             self.state = LaneState.RUNNING
-            self._probing = True
         self._barrier.release_timers()
         if self._barrier.ready_count and self._ready_since is None:
             self._ready_since = 0.0  # freed from a retry wait: no linger
@@ -422,25 +419,20 @@ class Lane:
             if not (full or waited or self._stopping):
                 return
             taken = self._barrier.take(self._client.max_batch)
-            batch = [self._pending[offset] for _, offset in taken]
+            batch = [self._pending[key] for _, key in taken]
             self._ready_since = time.monotonic() if self._barrier.ready_count else None
             self._in_flight += 1
             task = asyncio.create_task(self._send(batch))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
 
-    def _withhold(
-        self, offset: int, person: str, message_id: str, reason: str, held: Pending | None = None
-    ) -> None:
+    def _withhold(self, pending: Pending, reason: str) -> None:
         """A privacy request withdrew this message: a suppressed person's is filtered (and
         recorded so); a deleted person's leaves no record at all, since it would name them."""
         if reason == DELETED:
-            if offset in self._pending:
-                del self._pending[offset]
-                self._barrier.done(person, offset)
-            metrics.DELIVERY_MESSAGES.labels(self.name, Fate.FILTERED.value).inc()
+            self._release(pending)
+            self._outcomes.withdrawn()
             return
-        pending = held or Pending(offset, person, message_id, b"", 0.0, MapResult())
         self._resolve(pending, Fate.FILTERED, reason)
 
     def _still_wanted(self, batch: list[Pending]) -> list[Pending]:
@@ -450,7 +442,7 @@ class Lane:
             return batch
         wanted = []
         for pending in batch:
-            if pending.ticket is not None:
+            if pending.ticket is not None or pending.offset is None:  # the request's own notice
                 wanted.append(pending)
                 continue
             reason = privacy.verdict(
@@ -459,9 +451,7 @@ class Lane:
             if reason is None:
                 wanted.append(pending)
             else:
-                self._withhold(
-                    pending.offset, pending.person, pending.message_id, reason, pending
-                )
+                self._withhold(pending, reason)
         return wanted
 
     async def _send(self, batch: list[Pending]) -> None:
@@ -475,7 +465,7 @@ class Lane:
         try:
             results = await self._client.send(operations)
         except Exception as exc:  # the client should classify everything; be safe if not
-            log.exception("lane %s: send failed", self.name)
+            logger.exception("lane %s: send failed", self.name)
             results = [SendResult(Status.RETRY, reason=f"{type(exc).__name__}: {exc}")] * len(
                 operations
             )
@@ -511,10 +501,7 @@ class Lane:
             if self._barrier.blocked_count() and now - self._expedited_at > 0.5:
                 self._expedited_at = now
                 self._barrier.expedite(RECOVERED_RETRY_SPREAD, now)
-            self._probe_delay = CREDENTIALS_PROBE_FIRST
-            if self._probing:
-                log.info("connection %s: credentials accepted again; delivery resumed", self.name)
-            self._probing = False
+            self._probe.accepted()
             if self.state is LaneState.RUNNING:
                 self.detail = ""
         elif last.status is Status.PERMANENT:
@@ -540,113 +527,43 @@ class Lane:
         self._m_retries.inc()
         delay = retry_delay(pending.attempts, result.retry_after, self._config.max_backoff_s)
         self._barrier.retry_later(pending.person, delay)
-        self._note(pending, Fate.RETRYING, f"attempt {pending.attempts}: {result.reason}", result)
+        detail = f"attempt {pending.attempts}: {result.reason}"
+        self._outcomes.note(pending, Fate.RETRYING, detail, result)
 
     def _credentials_rejected(self, pending: Pending, result: SendResult) -> None:
-        """The destination refuses the connection itself (credentials, region, address): stop
-        burning retries, hold everything, and probe now and then until it works again."""
-        if self.state is LaneState.RUNNING and not self._probing:  # news, not a failed probe
-            log.warning("connection %s: %s; delivery on hold", self.name, result.reason)
+        """The destination refuses the connection itself (credentials, region, address): hold
+        everything until the probe finds that it works again (`probe.py`)."""
+        self._probe.refused(result.reason, was_running=self.state is LaneState.RUNNING)
         self.state = LaneState.CREDENTIALS_REJECTED
-        self._probing = False
         self.detail = result.reason  # e.g. "credentials rejected (401)"
-        self._probe_at = time.monotonic() + self._probe_delay
-        self._probe_delay = min(self._probe_delay * 2, CREDENTIALS_PROBE_MAX)
         self._barrier.retry_later(pending.person, 0)
-        self._note(pending, Fate.RETRYING, self.detail, result)
+        self._outcomes.note(pending, Fate.RETRYING, self.detail, result)
 
-    # -- outcomes ----------------------------------------------------------------------------
+    # -- resolving ---------------------------------------------------------------------------
+
+    def _release(self, pending: Pending) -> None:
+        """No longer held: the person's next message may go."""
+        if pending.key in self._pending:
+            del self._pending[pending.key]
+            self._barrier.done(pending.person, pending.key)
 
     def _resolve(
         self, pending: Pending, fate: Fate, detail: str, result: SendResult | None = None
     ) -> None:
-        if pending.offset in self._pending:
-            del self._pending[pending.offset]
-            self._barrier.done(pending.person, pending.offset)
-        if pending.dead_letter_id is not None:
-            self._replayed.append(pending.dead_letter_id)
-        if pending.ticket is not None:
-            self._note(pending, fate, detail, result)
-            return
-        metrics.DELIVERY_MESSAGES.labels(self.name, fate.value).inc()
-        if fate is Fate.FILTERED:
-            metrics.DELIVERY_FILTERED.labels(self.name, metrics.filtered_by(detail)).inc()
-        self._note(pending, fate, detail, result)
+        self._release(pending)
+        self._outcomes.resolved(pending, fate, detail, result)
 
     def _dead(self, pending: Pending, reason: str, request: str, response: str) -> None:
-        if pending.ticket is not None:  # no dead letter: it would name the person
-            self._resolve(pending, Fate.DEAD, reason)
-            return
-        self._letters.append(
-            DeadLetter(
-                id=0,
-                connection=self.name,
-                offset=pending.original_offset or max(pending.offset, 0),
-                message_id=pending.message_id,
-                person=pending.person,
-                reason=reason,
-                request=request,
-                response=response,
-                payload=pending.payload,
-                created_at=time.time(),
-            )
-        )
-        self._resolve(
-            pending,
-            Fate.DEAD,
-            reason,
-            SendResult(Status.PERMANENT, reason, None, request, response),
-        )
-
-    def _note(self, pending: Pending, fate: Fate, detail: str, result: SendResult | None) -> None:
-        if pending.ticket is not None:  # reported to the request, never recorded: it names them
-            status = {Fate.RETRYING: RETRYING, Fate.DEAD: FAILED}.get(fate, DONE)
-            pending.ticket.report(pending.ticket, status, detail)
-            return
-        # A replayed dead letter is recorded under its original offset: its fate changes.
-        offset = pending.original_offset or pending.offset
-        if offset > 0:
-            self._records.append(
-                DeliveryRecord(
-                    connection=self.name,
-                    offset=offset,
-                    message_id=pending.message_id,
-                    person=pending.person,
-                    fate=fate,
-                    detail=detail,
-                    attempts=pending.attempts,
-                    request=result.request if result else "",
-                    response=result.response if result else "",
-                    playbook_revision=pending.playbook_revision,
-                )
-            )
-        if self._tap.listening:
-            self._tap.publish(
-                {
-                    "kind": "delivery",
-                    "connection": self.name,
-                    "message_id": pending.message_id,
-                    "fate": fate.value,
-                    "detail": detail,
-                    "playbook_revision": pending.playbook_revision,
-                    "operations": [msgspec.to_builtins(op) for op in pending.mapped.operations],
-                    "request": result.request if result else "",
-                    "response": result.response if result else "",
-                }
-            )
+        self._release(pending)
+        self._outcomes.dead(pending, reason, request, response)
 
     async def _flush(self) -> None:
-        """Write fates and dead letters, then move the committed position past what is resolved."""
-        records, self._records = self._records, []
-        letters, self._letters = self._letters, []
-        replayed, self._replayed = self._replayed, []
-        if letters:
-            await self._store.add_dead_letters(letters)
-        if records:
-            await self._store.record(records)
-        if replayed:
-            await self._store.mark_replayed(replayed)
+        """Write fates and dead letters, then move the committed position past what is resolved.
+
+        The position is worked out before the writes: a message resolved while they are under
+        way has its fate written by the next flush, and only then may the position pass it."""
         watermark = self._watermark()
+        await self._outcomes.write()
         if watermark > self._position:
             await self._log.commit_position(self.lane_id, watermark)
             self._position = watermark
@@ -655,7 +572,8 @@ class Lane:
     def _watermark(self) -> int:
         """Every offset at or below this is resolved for the lane."""
         lowest = self._cursor
-        held = [o for o in self._pending if o > 0]
+        # Only work read from the log holds the position back; its key is its offset.
+        held = [key for key in self._pending if isinstance(key, int)]
         if held:
             lowest = min(lowest, min(held) - 1)
         if self._barrier.spilled:

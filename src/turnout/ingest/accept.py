@@ -39,7 +39,7 @@ from turnout.tap import Tap
 
 SUCCESS = b'{"success":true}'
 
-log = logging.getLogger("turnout.ingest")
+logger = logging.getLogger("turnout.ingest")
 _encode = msgspec.json.Encoder().encode
 
 
@@ -418,7 +418,7 @@ class Ingestor:
         try:
             await self._record_rejects(rejects)
         except Exception:  # the answer must not fail because the record of a reject did
-            log.exception("could not record %d rejected messages", len(rejects))
+            logger.exception("could not record %d rejected messages", len(rejects))
 
 
 def _envelope_bytes(batch: IncomingBatch) -> int:

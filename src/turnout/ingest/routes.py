@@ -57,7 +57,7 @@ SETTINGS_CACHE_FROM_HOST = [(b"cache-control", b"private, max-age=300"), (b"vary
 # carry a path, a scheme or a quote into the document.
 _HOST = re.compile(rb"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?")
 
-log = logging.getLogger("turnout.ingest")
+logger = logging.getLogger("turnout.ingest")
 _JSON = [(b"content-type", b"application/json")]
 
 
@@ -136,7 +136,7 @@ class TrackingAPI:
             self._count(499)
             return
         except Exception:
-            log.exception("tracking API: unexpected fault on %s %s", method, path)
+            logger.exception("tracking API: unexpected fault on %s %s", method, path)
             fault = IngestError(500, "internal_error", "unexpected fault, nothing committed: retry")
             status, body, headers = 500, fault.body(), []
         if origin is not None:

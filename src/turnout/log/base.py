@@ -88,3 +88,22 @@ class LogStats:
     oldest_offset: int
     oldest_appended_at: float | None
     size_bytes: int
+
+
+class PartitionedLog(EventLog, Protocol):
+    """A log split into partitions by person, each with its own positions: what delivery runs on.
+
+    A person's messages all go to one partition, in order, so a partition's lanes keep every
+    person's order on their own and partitions can be delivered by different processes. The
+    embedded SQLite log is one partition (itself); the NATS log has `[log] partitions`.
+    """
+
+    partitions: int
+
+    def partition(self, partition: int) -> EventLog:
+        """The log a lane of this partition reads; positions in it are the partition's own."""
+        ...
+
+    def partition_of(self, person: str) -> int:
+        """The partition holding this person's messages, in [0, partitions)."""
+        ...

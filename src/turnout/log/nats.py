@@ -10,12 +10,13 @@ lane's watermark needs.
   drops a re-sent duplicate, so retrying a publish whose acknowledgement was lost is safe), and
   the call returns only when every PubAck is in: that is the commit. Concurrent requests share the
   connection's pipeline, so they share the round trips (the group commit of the SQLite log).
-- read: `PartitionLog` is the `EventLog` read side of one partition, for the lane that owns it.
+- read: `NATSPartition` is the `EventLog` read side of one partition, for the lane that owns it.
 - positions: a key-value bucket `<stream>-positions`, one key per lane id and partition.
 - new entries: the stream republishes headers only (`Nats-Sequence`) to `_turnout_new.<stream>.>`
   so an idle lane wakes on an append anywhere in the cluster without polling the stream.
 - retention: `trim` purges each partition below every connection's position and past retention;
   the stream has no age limit of its own, since that would drop messages not yet delivered.
+- privacy: `erase_persons` erases one person's calls by sequence, found by their subject.
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ from nats.js.kv import KeyValue
 
 from turnout.config import LogConfig
 from turnout.log.base import Entry, LogFull, LogStats, NewEntry
+from turnout.log.nats_erase import erase_persons
 from turnout.log.nats_reader import PullReader, decode_entry, encode_envelope
 from turnout.log.partitions import kv_key, lane_in_partition, partition_of, person_token
 
-log = logging.getLogger("turnout.log.nats")
+logger = logging.getLogger("turnout.log.nats")
 
 PUBLISH_ATTEMPTS = 3
 PUBLISH_TIMEOUT = 5.0
@@ -177,7 +179,7 @@ class NATSLog:
                 return
             except Exception as exc:  # timeouts, reconnects, storage full: retry, then shed
                 last_error = exc
-                log.warning("append attempt %d failed: %r", attempt + 1, exc)
+                logger.warning("append attempt %d failed: %r", attempt + 1, exc)
                 await asyncio.sleep(0.2 * (attempt + 1))
         raise LogFull(f"the event log (NATS) did not confirm the append: {last_error!r}")
 
@@ -240,6 +242,11 @@ class NATSLog:
     async def head(self) -> int:
         info = await self.js.stream_info(self.stream)
         return int(info.state.last_seq)
+
+    async def erase_persons(self, persons: set[str], upto: int) -> int:
+        """Erase these people's calls at sequences <= `upto` (a privacy deletion); the count.
+        How they are found and why the bytes leave the disk: `nats_erase.py`."""
+        return await erase_persons(self, persons, upto)
 
     # -- positions ---------------------------------------------------------------------------
 
@@ -355,8 +362,8 @@ class NATSLog:
     def partition_of(self, person: str) -> int:
         return partition_of(person, self.partitions)
 
-    def partition(self, partition: int) -> PartitionLog:
-        return PartitionLog(self, partition)
+    def partition(self, partition: int) -> NATSPartition:
+        return NATSPartition(self, partition)
 
     async def broadcast(self, message: dict[str, Any]) -> None:
         """Tell every running process something (a redelivery, a replay); not durable."""
@@ -375,7 +382,7 @@ class NATSLog:
             try:
                 await handler(message)
             except Exception:
-                log.exception("control message %r failed", message)
+                logger.exception("control message %r failed", message)
 
 
 def _raw_time(raw: Any) -> float | None:
@@ -385,7 +392,7 @@ def _raw_time(raw: Any) -> float | None:
     return None
 
 
-class PartitionLog:
+class NATSPartition:
     """The `EventLog` a lane sees for one partition of the NATS log.
 
     The lane keeps its own lane id (`connection:<name>`); this view stores its position under

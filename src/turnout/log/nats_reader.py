@@ -25,7 +25,7 @@ from nats.js import JetStreamContext, api
 
 from turnout.log.base import Entry
 
-log = logging.getLogger("turnout.log.nats")
+logger = logging.getLogger("turnout.log.nats")
 
 PULL_TIMEOUT = 5.0  # seconds a no_wait pull may take before the consumer is presumed lost
 INACTIVE_THRESHOLD = 600.0  # the server drops a consumer nobody pulled from for this long
@@ -127,7 +127,7 @@ class PullReader:
                 if status in ("404", "408"):
                     complete = True
                 else:  # 409 (consumer gone or changed), 503 (no responders): start afresh
-                    log.info("pull on %s ended with status %s", self._subject, status)
+                    logger.info("pull on %s ended with status %s", self._subject, status)
                 break
             else:
                 complete = True

@@ -111,7 +111,8 @@ class _Job:
 
 
 class SQLiteLog:
-    """`EventLog` on one SQLite file. Safe for one process; use the NATS log for several.
+    """`PartitionedLog` of one partition on one SQLite file. Safe for one process; use the NATS
+    log for several.
 
     Reads need no `start()`: another process (`turnout trace --user`) may read the file while a
     server writes it, without a writer or checkpoints of its own."""
@@ -395,6 +396,16 @@ class SQLiteLog:
 
     async def head(self) -> int:
         return self._head
+
+    # -- as a partitioned log: one partition, itself -----------------------------------------
+
+    partitions = 1
+
+    def partition(self, partition: int) -> SQLiteLog:
+        return self
+
+    def partition_of(self, person: str) -> int:
+        return 0
 
     # -- positions ---------------------------------------------------------------------------
 

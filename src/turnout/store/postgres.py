@@ -27,7 +27,7 @@ from turnout.store.rows import renamed_sources
 from turnout.store.secrets import SecretBox
 from turnout.store.sql_store import SqlStore, Statements
 
-log = logging.getLogger("turnout.store")
+logger = logging.getLogger("turnout.store")
 
 POOL_SIZE = 4
 SOURCES_REFRESH = 2.0  # seconds between reloads of the write keys ingest accepts
@@ -186,7 +186,7 @@ class PostgresStore(SqlStore):
             try:
                 await self._refresh_sources()
             except Exception as exc:  # keep the last known keys; ingest goes on meanwhile
-                log.warning("could not reload sources from PostgreSQL: %r", exc)
+                logger.warning("could not reload sources from PostgreSQL: %r", exc)
 
     async def rename_source(self, old: str, new: str) -> None:
         async with self._conn() as conn, conn.transaction():

@@ -8,7 +8,7 @@ answer masks them.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -16,24 +16,20 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from turnout.config import Config
 from turnout.destinations import registry
-from turnout.history import PERSON_PAGE, History, Identity
+from turnout.history import PERSON_PAGE, Identity
+from turnout.manage.dead_letters import LetterFilter
+from turnout.manage.errors import ManagementError
+from turnout.manage.services import Services
+from turnout.manage.views import connection_view, dead_letter_view, person_view, source_view
 from turnout.web import api_models as m
-from turnout.web.connections import Connections
-from turnout.web.deliveries import Deliveries, LetterFilter
-from turnout.web.errors import ManagementError
-from turnout.web.overview import overview
 from turnout.web.playbook_api import install_playbook_routes
 from turnout.web.privacy_api import install_privacy_routes
 from turnout.web.settings_form import form_fields
-from turnout.web.sources import Sources
 from turnout.web.token_check import TokenCheck
-from turnout.web.views import connection_view, dead_letter_view, person_view, source_view
 
-if TYPE_CHECKING:
-    from turnout.app import Turnout
-
-log = logging.getLogger("turnout.web")
+logger = logging.getLogger("turnout.web")
 
 _bearer = HTTPBearer(auto_error=False, description="The admin token")
 _CODES = {
@@ -53,7 +49,7 @@ Window = Literal["15m", "1h", "6h", "24h", "7d"]  # overview.WINDOWS
 PersonId = Annotated[str | None, Query(min_length=1, max_length=1000)]
 
 
-def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
+def build_api(services: Services, config: Config, tokens: TokenCheck) -> FastAPI:
     api = FastAPI(
         title="Turnout management API",
         version="1",
@@ -64,10 +60,9 @@ def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
         redoc_url=None,
     )
     _install_error_handlers(api)
-    connections = Connections(turnout)
-    sources = Sources(turnout.store, connections.restart_fed_by)
-    deliveries = Deliveries(turnout)
-    history = History(turnout.log, turnout.store)
+    connections = services.connections
+    sources = services.sources
+    messages = services.messages
 
     def authorised(
         request: Request,
@@ -82,7 +77,7 @@ def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
 
     @api.get("/openapi.json", include_in_schema=False)
     async def description(request: Request) -> dict[str, Any]:
-        if not turnout.config.server.api_docs_public:
+        if not config.server.api_docs_public:
             refused = tokens.bearer(request, "management API")
             if refused is not None:
                 raise refused
@@ -106,7 +101,7 @@ def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
     @api.post("/sources", dependencies=guard, tags=["sources"], status_code=201)
     async def create_source(body: m.SourceCreate) -> dict[str, Any]:
         source = await sources.create(body.name, body.write_key)
-        log.info("source %s created", source.name)
+        logger.info("source %s created", source.name)
         return source_view(source)
 
     @api.get("/sources/{name}", dependencies=guard, tags=["sources"])
@@ -116,19 +111,19 @@ def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
     @api.patch("/sources/{name}", dependencies=guard, tags=["sources"])
     async def rename_source(name: str, body: m.SourceRename) -> dict[str, Any]:
         source = await sources.rename(name, body.name)
-        log.info("source %s renamed to %s", name, source.name)
+        logger.info("source %s renamed to %s", name, source.name)
         return source_view(source)
 
     @api.post("/sources/{name}/rotate", dependencies=guard, tags=["sources"])
     async def rotate_source(name: str, body: m.SourceRotate | None = None) -> dict[str, Any]:
         source = await sources.rotate(name, body.write_key if body else None)
-        log.info("source %s: write key rotated", name)
+        logger.info("source %s: write key rotated", name)
         return source_view(source)
 
     @api.delete("/sources/{name}", dependencies=guard, tags=["sources"], status_code=204)
     async def delete_source(name: str) -> Response:
         await sources.delete(name)
-        log.info("source %s deleted", name)
+        logger.info("source %s deleted", name)
         return Response(status_code=204)
 
     # -- destinations and connections ----------------------------------------------------
@@ -162,7 +157,7 @@ def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
             rate_limit=body.rate_limit,
             deliver_history=body.deliver_history,
         )
-        log.info("connection %s created (%s)", created.name, created.destination)
+        logger.info("connection %s created (%s)", created.name, created.destination)
         return await view(created.name)
 
     @api.get("/connections/{name}", dependencies=guard, tags=["connections"])
@@ -180,13 +175,13 @@ def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
             rate_limit=body.rate_limit,
             set_rate_limit="rate_limit" in body.model_fields_set,
         )
-        log.info("connection %s updated", name)
+        logger.info("connection %s updated", name)
         return await view(name)
 
     @api.delete("/connections/{name}", dependencies=guard, tags=["connections"], status_code=204)
     async def delete_connection(name: str) -> Response:
         await connections.delete(name)
-        log.info("connection %s deleted", name)
+        logger.info("connection %s deleted", name)
         return Response(status_code=204)
 
     @api.post("/connections/test", dependencies=guard, tags=["connections"])
@@ -215,8 +210,8 @@ def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
     @api.post("/connections/{name}/redeliver", dependencies=guard, tags=["connections"])
     async def redeliver(name: str, body: m.Redeliver) -> dict[str, Any]:
         """Send everything received since a time again (dedupe ids make repeats harmless)."""
-        offset = await connections.redeliver(name, body.since)
-        log.info("connection %s: redelivering from offset %d", name, offset)
+        offset = await services.dead_letters.redeliver_since(name, body.since)
+        logger.info("connection %s: redelivering from offset %d", name, offset)
         return {"connection": name, "from_offset": offset}
 
     @api.get("/connections/{name}/overview", dependencies=guard, tags=["delivery"])
@@ -229,7 +224,7 @@ def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
         connection = await connections.get(name)
         return {
             "connection": name,
-            **(await overview(turnout.store, name, window)).as_dict(),
+            **(await connections.overview(name, window)).as_dict(),
             "status": connections.status(connection),
         }
 
@@ -244,7 +239,7 @@ def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
         include_replayed: bool = False,
         limit: Limit = 100,
     ) -> list[dict[str, Any]]:
-        letters = await deliveries.dead_letters(
+        letters = await services.dead_letters.dead_letters(
             LetterFilter(connection, reason, since, until),
             include_replayed=include_replayed,
             limit=limit,
@@ -253,26 +248,27 @@ def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
 
     @api.get("/dead-letters/{letter_id}", dependencies=guard, tags=["delivery"])
     async def dead_letter(letter_id: LetterId) -> dict[str, Any]:
-        return dead_letter_view(await deliveries.dead_letter(letter_id), with_payload=True)
+        letter = await services.dead_letters.dead_letter(letter_id)
+        return dead_letter_view(letter, with_payload=True)
 
     @api.post("/dead-letters/{letter_id}/replay", dependencies=guard, tags=["delivery"])
     async def replay_one(letter_id: LetterId) -> dict[str, Any]:
-        count = await deliveries.replay_one(letter_id)
-        log.info("dead letter %d: replay queued", letter_id)
+        count = await services.dead_letters.replay_one(letter_id)
+        logger.info("dead letter %d: replay queued", letter_id)
         return {"replaying": count}
 
     @api.post("/dead-letters/replay", dependencies=guard, tags=["delivery"])
     async def replay_matching(body: m.ReplayFilter) -> dict[str, Any]:
         """Replay every unreplayed dead letter of a connection matching the filter."""
         where = LetterFilter(body.connection, body.reason, body.since, body.until, body.message_id)
-        count = await deliveries.replay_matching(where)
-        log.info("connection %s: %d dead letters queued for replay", body.connection, count)
+        count = await services.dead_letters.replay_matching(where)
+        logger.info("connection %s: %d dead letters queued for replay", body.connection, count)
         return {"connection": body.connection, "replaying": count}
 
     @api.get("/messages/{message_id}", dependencies=guard, tags=["delivery"])
     async def trace(message_id: str) -> dict[str, Any]:
         """What each connection made of one message: fate, attempts, request and response."""
-        return await deliveries.trace(message_id)
+        return await messages.trace(message_id)
 
     @api.get("/people", dependencies=guard, tags=["delivery"])
     async def person(
@@ -289,15 +285,15 @@ def build_api(turnout: Turnout, tokens: TokenCheck) -> FastAPI:
             )
         identity: Identity = "userId" if user_id is not None else "anonymousId"
         value = user_id if user_id is not None else anonymous_id or ""
-        return person_view(await history.person(identity, value, after=after, limit=limit))
+        return person_view(await messages.person(identity, value, after=after, limit=limit))
 
     @api.get("/rejects", dependencies=guard, tags=["delivery"])
     async def rejects(source: str | None = None, limit: Limit = 100) -> list[dict[str, Any]]:
         """Calls refused at ingest, newest first, with the reason and the start of the payload."""
-        return await deliveries.rejects(source, limit)
+        return await messages.rejects(source, limit)
 
-    install_privacy_routes(api, turnout, guard)
-    install_playbook_routes(api, turnout, guard)
+    install_privacy_routes(api, services.privacy, connections, guard)
+    install_playbook_routes(api, services.playbooks, guard)
     return api
 
 
@@ -327,7 +323,7 @@ def _install_error_handlers(api: FastAPI) -> None:
 
     @api.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.error("management API: unexpected %s", type(exc).__name__, exc_info=exc)
+        logger.error("management API: unexpected %s", type(exc).__name__, exc_info=exc)
         return JSONResponse(
             {"code": "internal", "message": "internal error; the server log has the details"},
             status_code=500,

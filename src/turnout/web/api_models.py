@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from turnout.config import RATE_LIMIT_MAX, RATE_LIMIT_MIN_EXCLUSIVE
 from turnout.destinations import registry
-from turnout.web.names import NAME_PATTERN, WRITE_KEY_PATTERN
+from turnout.manage.names import NAME_PATTERN, WRITE_KEY_PATTERN
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["web"])]
 WriteKey = Annotated[str, Field(pattern=WRITE_KEY_PATTERN)]

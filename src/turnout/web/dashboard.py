@@ -8,7 +8,6 @@ pages themselves.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -17,6 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from turnout.config import Config
+from turnout.manage.services import Services
 from turnout.web.form_bodies import FormBodies
 from turnout.web.pages import (
     api_docs,
@@ -33,14 +34,13 @@ from turnout.web.pages import (
 from turnout.web.site import Site
 from turnout.web.token_check import TokenCheck
 
-if TYPE_CHECKING:
-    from turnout.app import Turnout
-
 STATIC = Path(__file__).parent / "static"
 
 
-def build_dashboard(turnout: Turnout, tokens: TokenCheck, openapi: api_docs.OpenAPI) -> Starlette:
-    site = Site(turnout, tokens)
+def build_dashboard(
+    services: Services, config: Config, tokens: TokenCheck, openapi: api_docs.OpenAPI
+) -> Starlette:
+    site = Site(services, config, tokens)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         session = site.session_of(request)

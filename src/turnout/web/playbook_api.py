@@ -9,17 +9,14 @@ condition, the line and column; the revision in force stays.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from turnout.web.playbooks import Playbooks, revision_view
+from turnout.manage.playbooks import Playbooks, revision_view
 
-if TYPE_CHECKING:
-    from turnout.app import Turnout
-
-log = logging.getLogger("turnout.web")
+logger = logging.getLogger("turnout.web")
 
 RevisionNumber = Annotated[int, Path(ge=1, le=2**62)]
 Rules = Annotated[
@@ -60,8 +57,7 @@ class PreviewBody(_Body):
     consent_missing: ConsentMissing = "deliver"
 
 
-def install_playbook_routes(api: FastAPI, turnout: Turnout, guard: list[Any]) -> None:
-    playbooks = Playbooks(turnout)
+def install_playbook_routes(api: FastAPI, playbooks: Playbooks, guard: list[Any]) -> None:
     base = "/connections/{name}/playbook"
 
     @api.get(base, dependencies=guard, tags=["playbooks"])
@@ -74,7 +70,7 @@ def install_playbook_routes(api: FastAPI, turnout: Turnout, guard: list[Any]) ->
         """Replace the playbook: a new revision (none when nothing changed), in force at once.
         400 `invalid_playbook` with the location when it does not compile."""
         saved = await playbooks.save(name, body.rules, body.consent, body.consent_missing, "api")
-        log.info("connection %s: playbook revision %s in force", name, saved["revision"])
+        logger.info("connection %s: playbook revision %s in force", name, saved["revision"])
         return saved
 
     @api.get(base + "/revisions", dependencies=guard, tags=["playbooks"])
@@ -90,7 +86,7 @@ def install_playbook_routes(api: FastAPI, turnout: Turnout, guard: list[Any]) ->
     async def rollback(name: str, number: RevisionNumber) -> dict[str, Any]:
         """Put an earlier revision back in force, as a new revision."""
         restored = await playbooks.rollback(name, number, "api")
-        log.info("connection %s: playbook rolled back to revision %d", name, number)
+        logger.info("connection %s: playbook rolled back to revision %d", name, number)
         return restored
 
     @api.post(base + "/preview", dependencies=guard, tags=["playbooks"])

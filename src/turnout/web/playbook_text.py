@@ -15,8 +15,8 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from turnout.manage.playbooks import PlaybookRefused
 from turnout.playbooks import canonical_toml
-from turnout.web.playbooks import PlaybookRefused
 
 KEYS = ("consent", "consent_missing", "playbook")
 

@@ -9,18 +9,16 @@ anything else is recorded as `api`.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request
 
+from turnout.manage.connections import Connections
+from turnout.manage.errors import ManagementError, not_found
 from turnout.privacy.forwarding import connection_of
 from turnout.privacy.records import RequestRow
-from turnout.privacy.service import PrivacyRequestError, check_request
+from turnout.privacy.service import PrivacyRequestError, PrivacyService, check_request
 from turnout.web import api_models as m
-from turnout.web.errors import ManagementError, not_found
-
-if TYPE_CHECKING:
-    from turnout.app import Turnout
 
 ORIGINS = ("cli", "dashboard")
 NOT_FORWARDED = (
@@ -77,11 +75,11 @@ def request_view(row: RequestRow, connections: list[str]) -> dict[str, Any]:
     }
 
 
-def install_privacy_routes(api: FastAPI, turnout: Turnout, guard: list[Any]) -> None:
-    service = turnout.privacy
-
+def install_privacy_routes(
+    api: FastAPI, service: PrivacyService, connections: Connections, guard: list[Any]
+) -> None:
     async def connection_names() -> list[str]:
-        return [c.name for c in await turnout.store.list_connections()]
+        return [c.name for c in await connections.all()]
 
     body_schema = m.PrivacyRequestCreate.model_json_schema()
 

@@ -14,23 +14,19 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from turnout.web.connections import Connections
-from turnout.web.deliveries import Deliveries
+from turnout.config import Config
+from turnout.manage.services import Services
 from turnout.web.sessions import COOKIE, Session, Sessions
 from turnout.web.shutdown import ShutdownNotice
 from turnout.web.sign_in_form import SignInForms
-from turnout.web.sources import Sources
 from turnout.web.token_check import TokenCheck
-
-if TYPE_CHECKING:
-    from turnout.app import Turnout
 
 Handler = Callable[[Request, Session], Awaitable[Response]]
 _SAFE = ("GET", "HEAD", "OPTIONS")
@@ -62,12 +58,15 @@ def pretty(value: Any) -> str:
 
 
 class Site:
-    def __init__(self, turnout: Turnout, tokens: TokenCheck) -> None:
-        self.turnout = turnout
+    def __init__(self, services: Services, config: Config, tokens: TokenCheck) -> None:
+        self.config = config
         self.tokens = tokens
-        self.connections = Connections(turnout)
-        self.sources = Sources(turnout.store, self.connections.restart_fed_by)
-        self.deliveries = Deliveries(turnout)
+        self.connections = services.connections
+        self.sources = services.sources
+        self.dead_letters = services.dead_letters
+        self.messages = services.messages
+        self.playbooks = services.playbooks
+        self.privacy = services.privacy
         self.sessions = Sessions()
         self.sign_in_forms = SignInForms()
         self.shutdown = ShutdownNotice()
@@ -161,7 +160,7 @@ class Site:
         proxy that says so, or by the configured public URL); plain-HTTP localhost could not
         keep a Secure cookie at all."""
         forwarded = request.headers.get("x-forwarded-proto", "")
-        public = self.turnout.config.server.public_url
+        public = self.config.server.public_url
         return request.url.scheme == "https" or forwarded == "https" or public.startswith("https")
 
     def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:

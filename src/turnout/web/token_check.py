@@ -22,9 +22,9 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import HTTPConnection
 
-from turnout.web.errors import ManagementError
+from turnout.manage.errors import ManagementError
 
-log = logging.getLogger("turnout.web")
+logger = logging.getLogger("turnout.web")
 
 
 def client_address(request: HTTPConnection) -> str:
@@ -52,7 +52,7 @@ class TokenCheck:
             return True
         client = client_address(request)
         self._limiter.hit(self._failures, client)
-        log.warning("%s: wrong admin token from %s", door, client)
+        logger.warning("%s: wrong admin token from %s", door, client)
         return False
 
     def bearer(self, request: HTTPConnection, door: str) -> ManagementError | None:

@@ -36,7 +36,7 @@ Handler = Callable[[Request, Session | None], Awaitable[Response]]
 
 
 def routes(site: Site, openapi: OpenAPI) -> list[Route]:
-    public = site.turnout.config.server.api_docs_public
+    public = site.config.server.api_docs_public
 
     async def page(request: Request, session: Session | None) -> Response:
         response = site.render(request, "api_docs.html", session)

@@ -13,12 +13,12 @@ from starlette.routing import Route
 from turnout.config import RATE_LIMIT_MAX, RATE_LIMIT_MIN_EXCLUSIVE
 from turnout.destinations import registry
 from turnout.destinations.base import Destination
+from turnout.manage.connections import destination_named
+from turnout.manage.errors import ManagementError, invalid
+from turnout.manage.overview import DEFAULT_WINDOW, WINDOWS
 from turnout.store.models import Connection
 from turnout.store.secrets import mask
 from turnout.web.chart import rate_chart
-from turnout.web.connections import destination_named
-from turnout.web.errors import ManagementError, invalid
-from turnout.web.overview import DEFAULT_WINDOW, WINDOWS, overview
 from turnout.web.pages.privacy import suppressed_calls
 from turnout.web.sessions import Session
 from turnout.web.settings_form import FormField, form_fields, settings_from_form, table_rows
@@ -322,8 +322,8 @@ def routes(site: Site) -> list[Route]:
 
 async def _overview_context(site: Site, connection: Connection, window: str) -> dict[str, Any]:
     name = connection.name
-    summary = await overview(site.turnout.store, name, window)
-    letters = await site.deliveries.dead_letters_count(name)
+    summary = await site.connections.overview(name, window)
+    letters = await site.dead_letters.count(name)
     return {
         "name": name,
         "overview": summary,

@@ -9,11 +9,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from turnout.web.deliveries import LetterFilter
-from turnout.web.errors import ManagementError
+from turnout.manage.dead_letters import LetterFilter
+from turnout.manage.errors import ManagementError
+from turnout.manage.views import dead_letter_view
 from turnout.web.sessions import Session
 from turnout.web.site import Site
-from turnout.web.views import dead_letter_view
 
 PAGE = 200
 
@@ -22,7 +22,7 @@ def routes(site: Site) -> list[Route]:
     async def index(request: Request, session: Session) -> Response:
         q = request.query_params
         where = LetterFilter(connection=q.get("connection") or None, reason=q.get("reason") or None)
-        letters = await site.deliveries.dead_letters(where, limit=PAGE)
+        letters = await site.dead_letters.dead_letters(where, limit=PAGE)
         return site.render(
             request,
             "dead_letters.html",
@@ -35,7 +35,7 @@ def routes(site: Site) -> list[Route]:
 
     async def inspect(request: Request, session: Session) -> Response:
         try:
-            letter = await site.deliveries.dead_letter(int(request.path_params["letter_id"]))
+            letter = await site.dead_letters.dead_letter(int(request.path_params["letter_id"]))
         except ManagementError as exc:
             return site.render(request, "missing.html", session, status_code=404, error=exc)
         return site.render(
@@ -45,7 +45,7 @@ def routes(site: Site) -> list[Route]:
     async def replay_one(request: Request, session: Session) -> Response:
         letter_id = int(request.path_params["letter_id"])
         try:
-            await site.deliveries.replay_one(letter_id)
+            await site.dead_letters.replay_one(letter_id)
             session.say("ok", "Replay queued: the message is being sent again.")
         except ManagementError as exc:
             session.say("error", exc.message)
@@ -58,7 +58,7 @@ def routes(site: Site) -> list[Route]:
             reason=str(form.get("reason", "")) or None,
         )
         try:
-            count = await site.deliveries.replay_matching(where)
+            count = await site.dead_letters.replay_matching(where)
             session.say("ok", f"Replay queued for {count} dead letter(s).")
         except ManagementError as exc:
             session.say("error", exc.message)

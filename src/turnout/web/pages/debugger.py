@@ -25,9 +25,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from turnout.history import History, call_label, call_name
+from turnout.history import call_label, call_name
+from turnout.manage.errors import ManagementError
 from turnout.store.models import DeliveryRecord
-from turnout.web.errors import ManagementError
 from turnout.web.sessions import Session
 from turnout.web.site import Site
 
@@ -40,7 +40,7 @@ PAYLOAD_SHOWN = 2000  # characters of a refused call's payload sent to the page
 # Sent once the calls from the record are out: what follows arrives live.
 LIVE_FROM_HERE = "event: live\ndata: {}\n\n"
 
-log = logging.getLogger("turnout.web.debugger")
+logger = logging.getLogger("turnout.web.debugger")
 Item = dict[str, Any]
 
 
@@ -97,7 +97,7 @@ class _Follower:
             return _event(item) if self.wants(item) else None
         except Exception:  # one odd item must cost that item, not every open tab's stream
             kind = item.get("kind") if isinstance(item, dict) else type(item).__name__
-            log.warning("debugger: skipped a %r item that cannot be shown", kind, exc_info=True)
+            logger.warning("debugger: skipped a %r item that cannot be shown", kind, exc_info=True)
             return None
 
     def wants(self, item: Item) -> bool:
@@ -184,15 +184,15 @@ def _event(item: Item) -> str:
 # -- what a stream starts with ---------------------------------------------------------------
 
 
-async def _recorded(site: Site, history: History, filters: Filters) -> list[Item]:
+async def _recorded(site: Site, filters: Filters) -> list[Item]:
     """The newest calls the record holds (each followed by its fates) and the newest refused
     calls, oldest first: RECORDED of them in all. Empty, and logged, when the record cannot be
     read: the live part of the stream still works."""
     try:
-        calls = await history.recent(filters.admits, RECORDED)
-        rejects = await site.deliveries.rejects(filters.source or None, RECORDED)
+        calls = await site.messages.recent(filters.admits, RECORDED)
+        rejects = await site.messages.rejects(filters.source or None, RECORDED)
     except Exception:
-        log.exception("debugger: could not read the newest calls from the log and store")
+        logger.exception("debugger: could not read the newest calls from the log and store")
         return []
     groups: list[tuple[float, list[Item]]] = []
     for call in calls:
@@ -221,8 +221,6 @@ def _delivery_item(record: DeliveryRecord) -> Item:
 
 
 def routes(site: Site) -> list[Route]:
-    history = History(site.turnout.log, site.turnout.store)
-
     async def page(request: Request, session: Session) -> Response:
         sources = await site.sources.all()
         filters = Filters.of(request)
@@ -237,16 +235,16 @@ def routes(site: Site) -> list[Route]:
 
     async def stream(request: Request, session: Session) -> Response:
         filters = Filters.of(request)
-        tap = site.turnout.tap
         stopping = site.stream_stop(session)  # server stopping, or this session signed out
 
         async def events() -> AsyncIterator[str]:
-            queue = tap.subscribe()  # first: nothing published while the record is read is lost
+            # first: nothing published while the record is read is lost
+            queue = site.messages.follow()
             follower = _Follower(filters, subscribed_at=time.time())
             started = time.monotonic()
             try:
                 yield "retry: 2000\n\n"
-                for recorded in await _recorded(site, history, filters):
+                for recorded in await _recorded(site, filters):
                     if (text := follower.render(recorded)) is not None:
                         yield text
                 yield LIVE_FROM_HERE
@@ -257,7 +255,7 @@ def routes(site: Site) -> list[Route]:
                     elif (text := follower.render(item)) is not None:
                         yield text
             finally:
-                tap.unsubscribe(queue)
+                site.messages.unfollow(queue)
 
         return StreamingResponse(
             events(),
@@ -268,7 +266,7 @@ def routes(site: Site) -> list[Route]:
     async def message(request: Request, session: Session) -> Response:
         message_id = request.path_params["message_id"]
         try:
-            trace = await site.deliveries.trace(message_id)
+            trace = await site.messages.trace(message_id)
         except ManagementError:
             trace = {"message_id": message_id, "deliveries": [], "dead_letters": []}
         return site.render(request, "message.html", session, trace=trace)

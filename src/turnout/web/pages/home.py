@@ -6,7 +6,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from turnout.web.overview import overview
 from turnout.web.sessions import Session
 from turnout.web.site import Site
 
@@ -15,7 +14,7 @@ def routes(site: Site) -> list[Route]:
     async def home(request: Request, session: Session) -> Response:
         rows = []
         for connection in await site.connections.all():
-            summary = await overview(site.turnout.store, connection.name, "1h")
+            summary = await site.connections.overview(connection.name, "1h")
             rows.append(
                 {
                     "connection": connection,

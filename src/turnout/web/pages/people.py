@@ -7,15 +7,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from turnout.history import IDENTITIES, History, Identity
+from turnout.history import IDENTITIES, Identity
+from turnout.manage.views import person_view
 from turnout.web.sessions import Session
 from turnout.web.site import Site
-from turnout.web.views import person_view
 
 
 def routes(site: Site) -> list[Route]:
-    history = History(site.turnout.log, site.turnout.store)
-
     async def person(request: Request, session: Session) -> Response:
         q = request.query_params
         by = q.get("by", "userId")
@@ -25,7 +23,7 @@ def routes(site: Site) -> list[Route]:
         found = None
         if value:
             start = int(after) if after.isdigit() else 0
-            found = person_view(await history.person(identity, value, after=start))
+            found = person_view(await site.messages.person(identity, value, after=start))
         return site.render(
             request,
             "person.html",
@@ -35,7 +33,7 @@ def routes(site: Site) -> list[Route]:
             value=value,
             found=found,
             continued=after not in ("", "0"),
-            retention_hours=site.turnout.config.log.retention_hours,
+            retention_hours=site.config.log.retention_hours,
         )
 
     return [Route("/people", site.page(person))]

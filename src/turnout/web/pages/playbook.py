@@ -15,13 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from turnout.web.errors import ManagementError, not_found
+from turnout.manage.errors import ManagementError, not_found
+from turnout.manage.playbooks import PREVIEW_MAX
 from turnout.web.playbook_text import as_text, from_text
-from turnout.web.playbooks import PREVIEW_MAX, Playbooks
 from turnout.web.sessions import Session
 from turnout.web.site import Site
 
-log = logging.getLogger("turnout.web")
+logger = logging.getLogger("turnout.web")
 
 PREVIEW_DEFAULT = 100  # recent calls "Try on recent calls" runs over unless told otherwise
 REVISION_MAX = 2**62  # beyond any revision number the store can hold
@@ -51,7 +51,7 @@ def _valid(rules: list[dict[str, Any]]) -> str:
 
 
 def routes(site: Site) -> list[Route]:
-    playbooks = Playbooks(site.turnout)
+    playbooks = site.playbooks
 
     async def render(
         request: Request,
@@ -128,7 +128,7 @@ def routes(site: Site) -> list[Route]:
         if saved["revision"] == before:
             session.say("ok", "Nothing changed: the playbook in force stays as it is.")
         else:
-            log.info("connection %s: playbook revision %s in force", name, saved["revision"])
+            logger.info("connection %s: playbook revision %s in force", name, saved["revision"])
             session.say("ok", f"Saved as revision {saved['revision']}: in force now.")
         return site.redirect(request, f"/connections/{name}/playbook")
 
@@ -144,7 +144,7 @@ def routes(site: Site) -> list[Route]:
                 return missing(request, session, exc)
             session.say("error", exc.message)
         else:
-            log.info("connection %s: playbook rolled back to revision %d", name, number)
+            logger.info("connection %s: playbook rolled back to revision %d", name, number)
             session.say(
                 "ok", f"Rolled back: revision {restored['revision']} (revision {number}) in force."
             )

@@ -15,8 +15,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from turnout import metrics
+from turnout.manage.errors import ManagementError
 from turnout.privacy.service import ACTIONS, PrivacyRequestError, check_request
-from turnout.web.errors import ManagementError
 from turnout.web.privacy_api import request_view
 from turnout.web.sessions import Session
 from turnout.web.site import Site
@@ -44,10 +44,10 @@ def suppressed_calls(sources: list[str] | None = None) -> int:
 
 
 def routes(site: Site) -> list[Route]:
-    service = site.turnout.privacy
+    service = site.privacy
 
     async def connection_names() -> list[str]:
-        return [c.name for c in await site.turnout.store.list_connections()]
+        return [c.name for c in await site.connections.all()]
 
     async def render_index(
         request: Request,

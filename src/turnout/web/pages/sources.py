@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from turnout.web.errors import ManagementError
+from turnout.manage.errors import ManagementError
 from turnout.web.sessions import Session
 from turnout.web.site import Site
 from turnout.web.snippets import public_url, snippets
@@ -47,7 +47,7 @@ def routes(site: Site) -> list[Route]:
             source = await site.sources.get(name)
         except ManagementError as exc:
             return site.render(request, "missing.html", session, status_code=404, error=exc)
-        url = public_url(site.turnout.config.server.public_url, str(request.base_url))
+        url = public_url(site.config.server.public_url, str(request.base_url))
         users = [c for c in await site.connections.all() if source.name in c.sources]
         return site.render(
             request,
@@ -57,7 +57,7 @@ def routes(site: Site) -> list[Route]:
             source=source,
             snippets=snippets(source.write_key, url),
             connections=users,
-            rejects=await site.deliveries.rejects(source.name, 20),
+            rejects=await site.messages.rejects(source.name, 20),
             error=error,
         )
 

@@ -1,4 +1,5 @@
-"""Replay requests that outlive the moment they are made, on a log shared by several processes.
+"""Replay requests that outlive the moment they are made, on the NATS log shared by several
+processes.
 
 A replay asked of any process (even one that only ingests) must reach the lane of every
 partition concerned, including a partition moving between processes at that instant or owned by

@@ -8,20 +8,20 @@ Saving hands the new revision to the connection's running lanes at once (no rest
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from turnout.destinations import registry
 from turnout.destinations.base import SettingsError, parse_settings
 from turnout.history import History
+from turnout.manage.connections import settings_error
+from turnout.manage.delivery import Delivery
+from turnout.manage.errors import ManagementError, not_found
 from turnout.playbooks import Playbook, PlaybookError, canonical_toml
 from turnout.playbooks.preview import summary, try_call
 from turnout.playbooks.revisions import Origin, compile_revision, function_rule, save_revision
+from turnout.store.base import StateStore
 from turnout.store.models import Connection, PlaybookRevision
-from turnout.web.connections import settings_error
-from turnout.web.errors import ManagementError, not_found
-
-if TYPE_CHECKING:
-    from turnout.app import Turnout
 
 PREVIEW_MAX = 1000  # stored calls one preview may run over
 
@@ -68,9 +68,23 @@ def revision_view(revision: PlaybookRevision, *, full: bool = True) -> dict[str,
 
 
 class Playbooks:
-    def __init__(self, turnout: Turnout) -> None:
-        self._turnout = turnout
-        self._store = turnout.store
+    """`base_dir` is where the configuration file's function paths are relative to (a revision
+    from the file may name one); `delivers` is false where no lanes run (`--role ingest`)."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        history: History,
+        delivery: Delivery,
+        base_dir: Path,
+        *,
+        delivers: bool,
+    ) -> None:
+        self._store = store
+        self._history = history
+        self._delivery = delivery
+        self._base_dir = base_dir
+        self._delivers = delivers
 
     async def _connection(self, name: str) -> Connection:
         connection = await self._store.get_connection(name)
@@ -166,7 +180,7 @@ class Playbooks:
             playbook = (
                 Playbook.compile([])
                 if revision is None
-                else compile_revision(revision, self._turnout.config.directory)
+                else compile_revision(revision, self._base_dir)
             )
         try:
             destination = registry.get(connection.destination)
@@ -174,7 +188,7 @@ class Playbooks:
         except SettingsError as exc:
             raise settings_error(exc) from None
         sources = set(connection.sources)
-        calls = await History(self._turnout.log, self._store).recent(
+        calls = await self._history.recent(
             lambda message: not sources or message.get("source") in sources,
             min(last, PREVIEW_MAX),
         )
@@ -189,5 +203,5 @@ class Playbooks:
         }
 
     async def _apply(self, name: str) -> None:
-        if self._turnout.config.server.role != "ingest":
-            await self._turnout.delivery.load_playbook(name)
+        if self._delivers:
+            await self._delivery.load_playbook(name)

@@ -1,4 +1,4 @@
-"""The one error type the management layer raises, shared by the JSON API and the dashboard.
+"""The one error type the management services raise, for the JSON API, the dashboard and the CLI.
 
 The API turns it into `{"code", "message", "field"}` with its status; the dashboard shows the
 message next to the field it names. Keeping one type means both say exactly the same thing.

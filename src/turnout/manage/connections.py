@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -27,17 +27,17 @@ from turnout.destinations.base import (
     parse_settings,
     run_check,
 )
+from turnout.manage.delivery import Delivery
+from turnout.manage.errors import ManagementError, invalid, not_found
+from turnout.manage.names import NAME_RULE, RESERVED, valid_name
+from turnout.manage.overview import Overview, overview
+from turnout.store.base import StateStore
 from turnout.store.models import Connection
 from turnout.store.secrets import mask
 from turnout.validation import UNKNOWN_FIELD
-from turnout.web.errors import ManagementError, invalid, not_found
-from turnout.web.names import NAME_RULE, RESERVED, valid_name
-from turnout.web.settings_form import form_fields
 
-if TYPE_CHECKING:
-    from turnout.app import Turnout
-
-log = logging.getLogger("turnout.web")
+# The name the management API's and the dashboard's lines carry too: one name to filter on.
+logger = logging.getLogger("turnout.web")
 
 CHECK_TIMEOUT = 8.0  # seconds: a credentials check answers a person waiting at a form
 
@@ -107,7 +107,7 @@ def keep_stored_secrets(
 
 def secret_needed(destination: Destination, secret: str, changed: list[str]) -> ManagementError:
     """The answer to reusing a stored secret for a new address: type it again."""
-    labels = {f.name: f.label for f in form_fields(destination)}
+    labels = {f.name: f.label for f in destination.fields}
     return invalid(
         secret,
         f"{secret}: enter the {labels.get(secret, secret)} again: the address changed"
@@ -116,14 +116,27 @@ def secret_needed(destination: Destination, secret: str, changed: list[str]) -> 
     )
 
 
-class Connections:
-    def __init__(self, turnout: Turnout) -> None:
-        self._turnout = turnout
-        self._store = turnout.store
+async def ask_destination(destination: Destination, parsed: Any, timeout: float) -> CheckResult:
+    """The destination's answer to a credentials check with these parsed settings, within
+    `timeout` seconds; the client is closed whatever happens."""
+    client = destination.client(parsed, Unlimited())
+    try:
+        return await run_check(client, timeout)
+    finally:
+        await client.aclose()
 
-    @property
-    def _delivers(self) -> bool:
-        return self._turnout.config.server.role != "ingest"
+
+class Connections:
+    """Connections as users manage them, each change applied to the running lanes at once.
+
+    `delivers` is false in a process that only takes calls in (`--role ingest`): it saves
+    connections but runs no lanes, and says so in each connection's status.
+    """
+
+    def __init__(self, store: StateStore, delivery: Delivery, *, delivers: bool) -> None:
+        self._store = store
+        self._delivery = delivery
+        self._delivers = delivers
 
     async def all(self) -> list[Connection]:
         return await self._store.list_connections()
@@ -137,7 +150,7 @@ class Connections:
     def status(self, connection: Connection) -> dict[str, Any]:
         """Where the connection stands (`state`: a `ConnectionStatus` value, the one word pages
         and API answers branch on) and, while its lane runs, the lane's live figures."""
-        lane = self._turnout.delivery.lanes.get(connection.name)
+        lane = self._delivery.lanes.get(connection.name)
         if lane is None:
             state, detail = self._idle_state(connection)
             return {
@@ -246,7 +259,7 @@ class Connections:
             rate_limit=rate_limit,
         )
         # A connection of the same name may have existed before: place it, don't inherit.
-        await self._turnout.delivery.place_new(name, deliver_history=deliver_history)
+        await self._delivery.place_new(name, deliver_history=deliver_history)
         await self._store.put_connection(connection)
         await self._apply(connection)
         return await self.get(name)
@@ -280,7 +293,7 @@ class Connections:
 
     async def delete(self, name: str) -> None:
         await self.get(name)
-        await self._turnout.delivery.remove(name)
+        await self._delivery.remove(name)
         await self._store.delete_connection(name)
         await self._store.forget_connection(name)
 
@@ -289,14 +302,14 @@ class Connections:
         connection = await self.get(name)
         connection.enabled = enabled
         await self._store.put_connection(connection)
-        lane = self._turnout.delivery.lanes.get(name)
+        lane = self._delivery.lanes.get(name)
         if lane is None:
             await self._apply(connection)
         elif enabled:
             lane.resume()
         else:
             lane.pause()
-        log.info("connection %s %s", name, "resumed" if enabled else "paused")
+        logger.info("connection %s %s", name, "resumed" if enabled else "paused")
         return connection
 
     async def check(
@@ -320,11 +333,20 @@ class Connections:
         parsed = self.validate(found, settings)
         if hasattr(parsed, "request_timeout"):
             parsed.request_timeout = min(parsed.request_timeout, CHECK_TIMEOUT)
-        client = found.client(parsed, Unlimited())
-        try:
-            return await run_check(client, CHECK_TIMEOUT)
-        finally:
-            await client.aclose()
+        return await ask_destination(found, parsed, CHECK_TIMEOUT)
+
+    async def check_saved(self, name: str, timeout: float) -> CheckResult:
+        """Ask the destination whether a saved connection's credentials work, as stored.
+
+        For the command line, which words the failures itself: a 404 `ManagementError` when
+        there is no such connection; the registry's `UnknownDestination` or a `SettingsError`
+        when the stored settings no longer fit. A terminal waits `timeout` seconds, longer
+        than a form does.
+        """
+        connection = await self.get(name)
+        destination = registry.get(connection.destination)
+        settings = registry.parse_settings(destination.name, connection.settings)
+        return await ask_destination(destination, settings, timeout)
 
     def _with_stored_secrets(
         self, destination: Destination, settings: dict[str, Any], stored: Connection
@@ -354,11 +376,9 @@ class Connections:
             if getattr(new, field, None) != getattr(old, field, None)
         )
 
-    async def redeliver(self, name: str, since: float) -> int:
-        await self.get(name)
-        if not self._delivers:
-            raise ManagementError(409, "not_running", "this process does not deliver (role)")
-        return await self._turnout.delivery.redeliver_since(name, since)
+    async def overview(self, name: str, window: str) -> Overview:
+        """The connection's delivery overview over `window` (`overview.WINDOWS`)."""
+        return await overview(self._store, name, window)
 
     async def restart_fed_by(self, source: str) -> None:
         """Restart the lanes of the connections a (renamed) source feeds."""
@@ -368,4 +388,4 @@ class Connections:
 
     async def _apply(self, connection: Connection) -> None:
         if self._delivers:
-            await self._turnout.delivery.apply(connection)
+            await self._delivery.apply(connection)

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from turnout.store.models import Source
-from turnout.store.sqlite import Store
-from turnout.web.errors import ManagementError, invalid, not_found
-from turnout.web.names import (
+from turnout.manage.errors import ManagementError, invalid, not_found
+from turnout.manage.names import (
     NAME_RULE,
     WRITE_KEY_RULE,
     new_write_key,
     valid_name,
     valid_write_key,
 )
+from turnout.store.base import StateStore
+from turnout.store.models import Source
 
 
 class Sources:
     def __init__(
-        self, store: Store, restart_fed_by: Callable[[str], Awaitable[None]] | None = None
+        self, store: StateStore, restart_fed_by: Callable[[str], Awaitable[None]] | None = None
     ) -> None:
         self._store = store
         # Running lanes hold their source names; after a rename they must be restarted.

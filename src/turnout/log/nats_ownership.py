@@ -1,4 +1,5 @@
-"""Which delivery process owns which partition: leases in a JetStream key-value bucket.
+"""Which delivery process owns which partition of the NATS log: leases in a JetStream key-value
+bucket.
 
 Why leases and not a coordinator: JetStream already gives compare-and-set on a key (create only
 if absent; update only at a known revision) and expiry (a bucket's max age). A partition is
@@ -30,9 +31,9 @@ from collections.abc import Awaitable, Callable
 from nats.js.errors import KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
-log = logging.getLogger("turnout.delivery.ownership")
+from turnout.tasks import cancel_until_done
 
-CANCEL_AGAIN_AFTER = 0.5  # seconds a cancelled loop may take to end before it is cancelled again
+logger = logging.getLogger("turnout.delivery.ownership")
 
 Handler = Callable[[int], Awaitable[None]]
 
@@ -91,7 +92,7 @@ class Ownership:
             try:
                 await self.renew()
             except Exception:
-                log.exception("ownership renewal failed")
+                logger.exception("ownership renewal failed")
 
     async def renew(self) -> None:
         ok = True
@@ -99,7 +100,7 @@ class Ownership:
             await self._members.put(self.member_id, b"")
         except Exception as exc:
             ok = False
-            log.warning("cannot renew membership: %r", exc)
+            logger.warning("cannot renew membership: %r", exc)
         for partition, revision in list(self.owned.items()):
             if partition not in self.owned:
                 continue
@@ -112,15 +113,15 @@ class Ownership:
             except KeyWrongLastSequenceError:
                 if partition not in self.owned or partition in self._busy:
                     continue  # being given up: the lease is deleted on purpose
-                log.warning("lease on partition %d was lost; stopping its lanes", partition)
+                logger.warning("lease on partition %d was lost; stopping its lanes", partition)
                 self._spawn(self._lost(partition))
             except Exception as exc:
                 ok = False
-                log.warning("cannot renew lease on partition %d: %r", partition, exc)
+                logger.warning("cannot renew lease on partition %d: %r", partition, exc)
         if ok:
             self._renewed_at = time.monotonic()
         elif time.monotonic() - self._renewed_at > self.ttl / 2:
-            log.warning("no renewal for %.1fs: giving up every partition", self.ttl / 2)
+            logger.warning("no renewal for %.1fs: giving up every partition", self.ttl / 2)
             for partition in list(self.owned):
                 self._spawn(self._lost(partition))
 
@@ -141,7 +142,7 @@ class Ownership:
             try:
                 await self.balance()
             except Exception:
-                log.exception("ownership balancing failed")
+                logger.exception("ownership balancing failed")
             await asyncio.sleep(self.interval)
 
     async def balance(self) -> None:
@@ -220,19 +221,6 @@ class Ownership:
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change()
-
-
-async def cancel_until_done(task: asyncio.Task[None]) -> None:
-    """Cancel `task` and wait for it to end, cancelling it again while it runs on.
-
-    One cancellation is not always enough: on Python 3.11, ``asyncio.wait_for`` (under every
-    nats-py request) returns the reply and drops a cancellation that arrives with it, and the
-    renewal and balancing loops would then carry on, and stopping would wait for ever."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait([task], timeout=CANCEL_AGAIN_AFTER)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def _key(partition: int) -> str:

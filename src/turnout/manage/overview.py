@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from turnout.store.sqlite import Store
+from turnout.store.base import StateStore
 
 WINDOWS: dict[str, float] = {
     "15m": 15 * 60,
@@ -80,7 +80,7 @@ def window_seconds(window: str) -> float:
     return WINDOWS.get(window, WINDOWS[DEFAULT_WINDOW])
 
 
-async def overview(store: Store, connection: str, window: str = DEFAULT_WINDOW) -> Overview:
+async def overview(store: StateStore, connection: str, window: str = DEFAULT_WINDOW) -> Overview:
     window = window if window in WINDOWS else DEFAULT_WINDOW
     now = time.time()
     span = window_seconds(window)

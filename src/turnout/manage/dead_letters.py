@@ -1,16 +1,15 @@
-"""Looking up what became of messages: traces, dead letters (and replaying them), rejects."""
+"""Getting failed messages delivered again: dead letters listed, inspected and replayed, or
+everything a connection received since a time redelivered."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
+from turnout.manage.connections import Connections
+from turnout.manage.delivery import Delivery
+from turnout.manage.errors import ManagementError, not_found
+from turnout.store.base import StateStore
 from turnout.store.models import DeadLetter
-from turnout.web.errors import ManagementError, not_found
-from turnout.web.views import dead_letter_view, delivery_view, reject_view
-
-if TYPE_CHECKING:
-    from turnout.app import Turnout
 
 REPLAY_MAX = 100_000  # dead letters one "replay all matching" may queue
 
@@ -26,10 +25,17 @@ class LetterFilter:
     message_id: str | None = None
 
 
-class Deliveries:
-    def __init__(self, turnout: Turnout) -> None:
-        self._turnout = turnout
-        self._store = turnout.store
+class DeadLetters:
+    """`delivers` is false in a process that runs no lanes (`--role ingest`): it lists dead
+    letters but cannot redeliver."""
+
+    def __init__(
+        self, store: StateStore, delivery: Delivery, connections: Connections, *, delivers: bool
+    ) -> None:
+        self._store = store
+        self._delivery = delivery
+        self._connections = connections
+        self._delivers = delivers
 
     async def dead_letters(
         self, where: LetterFilter, *, include_replayed: bool = False, limit: int = 100
@@ -44,7 +50,7 @@ class Deliveries:
             limit=limit,
         )
 
-    async def dead_letters_count(self, connection: str) -> int:
+    async def count(self, connection: str) -> int:
         """Unreplayed dead letters of a connection (counted up to REPLAY_MAX)."""
         return len(await self._store.dead_letters(connection, limit=REPLAY_MAX))
 
@@ -71,33 +77,22 @@ class Deliveries:
         letters = await self.dead_letters(where, limit=REPLAY_MAX)
         return await self._replay(where.connection, letters)
 
+    async def redeliver_since(self, name: str, since: float) -> int:
+        """Send everything the connection received since `since` again (dedupe ids make the
+        repeats harmless); the log offset redelivery starts from."""
+        await self._connections.get(name)
+        if not self._delivers:
+            raise ManagementError(409, "not_running", "this process does not deliver (role)")
+        return await self._delivery.redeliver_since(name, since)
+
     async def _replay(self, connection: str, letters: list[DeadLetter]) -> int:
         if not letters:
             return 0
         try:
-            return await self._turnout.delivery.replay(connection, letters)
+            return await self._delivery.replay(connection, letters)
         except KeyError:
             raise ManagementError(
                 409,
                 "not_running",
                 f"connection {connection!r} is not running (fix its settings first)",
             ) from None
-
-    async def trace(self, message_id: str) -> dict[str, Any]:
-        """Every connection's record of one message, and its dead letters with the payload."""
-        records = await self._store.trace(message_id)
-        letters = await self._store.dead_letters(
-            message_id=message_id, include_replayed=True, limit=50
-        )
-        if not records and not letters:
-            raise not_found("message", message_id)
-        return {
-            "message_id": message_id,
-            "deliveries": [delivery_view(r) for r in records],
-            "dead_letters": [dead_letter_view(d, with_payload=True) for d in letters],
-        }
-
-    async def rejects(self, source: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        rejects = await self._store.rejects(limit if source is None else 1000)
-        found = [reject_view(r) for r in rejects if source is None or r.source == source]
-        return found[:limit]
