@@ -5,6 +5,8 @@ What it measures, in one run, for each server:
   requests, counted in events accepted *and durably committed* (checked afterwards by counting
   the rows of the log, not trusted from the load generator);
 - p50/p99 request latency at half of each maximum rate (open loop: wrk paces each connection);
+- the server's CPU time per event in the full-speed batch run (all its threads): unlike the rate,
+  it hardly depends on how much of the machine other processes leave it;
 - the same against a bare ASGI app on the same stack (uvicorn + uvloop + httptools) that only
   parses the JSON body and answers 200: the ceiling no Python server on this stack can pass.
 
@@ -15,6 +17,14 @@ thread): a Python client would steal the CPU it is measuring. No pass/fail: it p
     .venv/bin/python bench/ingest.py                 # both sync modes, 5 s per measurement
     .venv/bin/python bench/ingest.py --sync full --duration 10
     .venv/bin/python bench/ingest.py --profile       # py-spy flame graph of the batch hot path
+    .venv/bin/python bench/ingest.py --suppressed 100000   # with 100,000 suppressed ids
+    .venv/bin/python bench/ingest.py --profile --suppressed 100000   # where the check's time goes
+
+With `--suppressed N`, N userIds (none of them among the senders) are suppressed before the run
+the way a user does it, through `POST /api/v1/privacy/requests` (5,000 a request), and Turnout
+is restarted, so the list is the one it loads from its store at start; the cost of the
+suppression check is the difference from a run without. After the run, one call of a suppressed
+id is sent and must be counted in `turnout_ingest_suppressed_messages`: the list was in force.
 """
 
 from __future__ import annotations
@@ -30,15 +40,19 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from harness import ADMIN_TOKEN, free_port, wait_http
 
 WRITE_KEY = "wk_bench"
 EVENTS_PER_BATCH = 100
 CONNECTIONS = 32
+IDS_PER_REQUEST = 5000  # the management API's limit per privacy request
 
 
 def _event(i: int) -> dict[str, Any]:
@@ -119,6 +133,7 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     log_db: Path | None
+    started_s: float = 0.0  # from spawning the process to /health answering 200
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -128,6 +143,11 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server's process has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def committed(self) -> int:
         """Events durably in the log, read from the file as another process would."""
@@ -168,14 +188,62 @@ name = "bench"
 write_key = "{WRITE_KEY}"
 """
     )
+    output = workdir / f"turnout-{sync}.out"
     process = subprocess.Popen(
         [sys.executable, "-m", "turnout", "serve", "--config", str(config)],
-        stdout=(workdir / f"turnout-{sync}.out").open("wb"),
+        stdout=output.open("wb"),
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/health", process=process)
-    return Server(f'turnout sync="{sync}"', url, process, data / "log.db")
+    started = time.perf_counter()
+    try:
+        wait_http(url + "/health", timeout=120, process=process)
+    except RuntimeError as exc:  # the output goes with the temporary directory: show it
+        process.kill()
+        raise RuntimeError(f"{exc}; it said:\n{output.read_text()[-3000:]}") from None
+    started_s = time.perf_counter() - started
+    return Server(f'turnout sync="{sync}"', url, process, data / "log.db", started_s)
+
+
+def _suppressed_id(i: int) -> str:
+    """A suppressed userId shaped like the senders' (`user-N`), never one of them."""
+    return f"user-suppressed-{i:07d}"
+
+
+def suppress(server: Server, count: int) -> None:
+    """Suppress `count` userIds through the management API, as a user or a script would."""
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=server.url + "/api/v1", headers=headers, timeout=120) as api:
+        for start in range(0, count, IDS_PER_REQUEST):
+            ids = [_suppressed_id(i) for i in range(start, min(start + IDS_PER_REQUEST, count))]
+            answer = api.post("/privacy/requests", json={"action": "suppress", "user_ids": ids})
+            if answer.status_code != 202 or answer.json()["status"] != "done":
+                raise RuntimeError(f"suppress request refused: {answer.status_code} {answer.text}")
+
+
+def suppressed_counted(server: Server) -> int:
+    """Calls of suppressed people the server answered without taking in, from /metrics."""
+    text = httpx.get(server.url + "/metrics", timeout=10).text
+    found = re.findall(r"^turnout_ingest_suppressed_messages_total\S* ([\d.e+]+)$", text, re.M)
+    return int(sum(float(v) for v in found))
+
+
+def start_suppressed(workdir: Path, sync: str, count: int) -> Server:
+    """Turnout holding `count` suppressed ids loaded from its store at start, as after any
+    restart: the ids are suppressed through the API, then the server is restarted."""
+    server = start_turnout(workdir, sync)
+    if not count:
+        return server
+    try:
+        started = time.perf_counter()
+        suppress(server, count)
+        print(f"  suppressed {count:,} ids in {time.perf_counter() - started:.1f} s", flush=True)
+    finally:
+        server.stop()
+    os.sync()  # the store's writes reach the disk now, not during the measurement
+    server = start_turnout(workdir, sync)
+    print(f"  restarted with them in {server.started_s:.1f} s", flush=True)
+    return server
 
 
 @dataclass
@@ -252,13 +320,29 @@ class Figures:
     batch_half: Run
     single_half: Run
     committed_ok: str
+    # The server's CPU time (all its threads) per event of the full-speed batch run: unlike the
+    # rate, it does not depend on how much of the CPU other processes left the server.
+    batch_cpu_us_per_event: float = 0.0
+
+
+def check_suppression(server: Server, count: int) -> str:
+    """One call of a suppressed id must be answered 200 and counted as kept out: proof that the
+    list was in force during the run (no call of the load is suppressed)."""
+    before = suppressed_counted(server)
+    body = {"userId": _suppressed_id(count - 1), "event": "Product Viewed"}
+    answer = httpx.post(server.url + "/v1/track", json=body, auth=(WRITE_KEY, ""), timeout=10)
+    counted = suppressed_counted(server) - before
+    ok = answer.status_code == 200 and counted == 1 and before == 0
+    return f"{count:,} suppressed ids in force: {ok} (a suppressed call counted {counted})"
 
 
 def measure(server: Server, workdir: Path, duration: float) -> Figures:
     batch_url, single_url = server.url + "/v1/batch", server.url + "/v1/track"
     wrk(batch_url, BATCH_BODY, workdir, 1)  # warm up (imports, caches, SQLite pages)
     before = server.committed()
+    cpu_before = server.cpu_seconds()
     batch = wrk(batch_url, BATCH_BODY, workdir, duration)
+    batch_cpu = server.cpu_seconds() - cpu_before
     single = wrk(single_url, SINGLE_BODY, workdir, duration)
     batch_half = wrk(batch_url, BATCH_BODY, workdir, duration, rate=batch.rate / 2)
     single_half = wrk(single_url, SINGLE_BODY, workdir, duration, rate=single.rate / 2)
@@ -280,6 +364,7 @@ def measure(server: Server, workdir: Path, duration: float) -> Figures:
         batch_half,
         single_half,
         committed_ok,
+        batch_cpu * 1e6 / max(1, (batch.requests - batch.errors) * EVENTS_PER_BATCH),
     )
 
 
@@ -300,7 +385,10 @@ def report(results: list[Figures]) -> None:
     for f in results:
         if f is ceiling:
             continue
-        line = f"{f.server}: durable check: {f.committed_ok}"
+        line = (
+            f"{f.server}: batch CPU {f.batch_cpu_us_per_event:.1f} us/event;"
+            f" durable check: {f.committed_ok}"
+        )
         if ceiling:
             line += (
                 f"; vs ceiling: batch {f.batch_events_per_s / ceiling.batch_events_per_s:.0%},"
@@ -321,12 +409,12 @@ def report(results: list[Figures]) -> None:
     )
 
 
-def profile(workdir: Path, duration: float) -> None:
+def profile(workdir: Path, duration: float, suppressed: int = 0) -> None:
     """Sample the server under batch load with py-spy; writes a flame graph SVG."""
     spy_path = Path(sys.executable).with_name("py-spy")
     if not spy_path.exists():
         sys.exit("py-spy is not installed: .venv/bin/pip install py-spy")
-    server = start_turnout(workdir, "normal")
+    server = start_suppressed(workdir, "normal", suppressed)
     out = Path("bench-ingest-profile.svg").resolve()
     try:
         spy = subprocess.Popen(
@@ -355,6 +443,14 @@ def main() -> None:
     parser.add_argument("--sync", choices=["normal", "full", "both"], default="both")
     parser.add_argument("--no-ceiling", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--suppressed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="suppress N userIds (none of them sending) before the run, through the API,"
+        " and restart Turnout so it loads them as at start",
+    )
     parser.add_argument("--serve-ceiling", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_ceiling:
@@ -375,19 +471,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="turnout-bench-") as tmp:
         workdir = Path(tmp)
         if args.profile:
-            profile(workdir, args.duration)
+            profile(workdir, args.duration, args.suppressed)
             return
         results = []
         starters = [] if args.no_ceiling else [start_ceiling]
         syncs = ["normal", "full"] if args.sync == "both" else [args.sync]
-        for start in [*starters, *[(lambda s=s: start_turnout(workdir, s)) for s in syncs]]:
+        turnouts = [(lambda s=s: start_suppressed(workdir, s, args.suppressed)) for s in syncs]
+        checks = []
+        for start in [*starters, *turnouts]:
             server = start()
             try:
                 print(f"measuring {server.name} ...", flush=True)
                 results.append(measure(server, workdir, args.duration))
+                if args.suppressed and server.log_db is not None:
+                    checks.append(f"{server.name}: {check_suppression(server, args.suppressed)}")
             finally:
                 server.stop()
         report(results)
+        print(f"suppressed ids: {args.suppressed:,}")
+        for line in checks:
+            print(line)
 
 
 if __name__ == "__main__":
