@@ -138,6 +138,7 @@ class PrivacyService:
         self._hash = privacy.hasher
         self._runs = runs  # whether this process does parts (it delivers partitions)
         self._version = -1
+        self._opened: dict[str, str] = {}  # sealed id -> id, as the list last loaded them
         self._lock = asyncio.Lock()  # a request and its change of the list, stored as one
         self._erase_lock = asyncio.Lock()  # one erasure at a time in this process
         self._refresh_lock = asyncio.Lock()
@@ -176,8 +177,16 @@ class PrivacyService:
             return
         users: set[str] = set()
         anonymous: set[str] = set()
+        opened: dict[str, str] = {}
         for kind, sealed in await self.records.suppressions():
-            (users if kind == USER else anonymous).add(self._box.open(sealed))
+            # Opening a sealed id costs ~15 us: reuse what the last load opened, so a new
+            # request with a list of 100,000 ids does not stall the event loop for seconds.
+            plain = self._opened.get(sealed)
+            if plain is None:
+                plain = self._box.open(sealed)
+            opened[sealed] = plain
+            (users if kind == USER else anonymous).add(plain)
+        self._opened = opened
         self.list.users, self.list.anonymous = users, anonymous
         self.list.deleted = await self.records.markers()
         self._version = version
