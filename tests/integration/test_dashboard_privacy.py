@@ -67,6 +67,8 @@ def test_privacy_page_makes_lists_and_shows_requests(
     assert re.search(r'data-stat="suppressed_ids"><span class="value">2<', index)
     panel = client.get("/dashboard/connections/cio/overview").text
     assert "Calls of suppressed people not taken in from its sources since start: 1" in panel
+    overview = client.get("/dashboard/").text
+    assert re.search(r'data-suppressed="web"><a href="/dashboard/privacy">1</a>', overview)
 
     # anonymousIds, and a mistake refused naming the field, nothing recorded.
     anonymous = client.post(

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from turnout.web.pages.privacy import suppressed_calls
 from turnout.web.sessions import Session
 from turnout.web.site import Site
 
@@ -23,8 +24,11 @@ def routes(site: Site) -> list[Route]:
                     "funnel": summary.funnel,
                 }
             )
+        sources = await site.sources.all()
+        # Calls of suppressed people answered but not taken in, per source (Privacy).
+        suppressed = {source.name: suppressed_calls([source.name]) for source in sources}
         return site.render(
-            request, "home.html", session, rows=rows, sources=await site.sources.all()
+            request, "home.html", session, rows=rows, sources=sources, suppressed=suppressed
         )
 
     return [Route("/", site.page(home))]
