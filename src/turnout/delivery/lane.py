@@ -96,7 +96,7 @@ class Lane:
         self.connection = connection
         self._privacy = privacy
         self.name = connection.name
-        self.lane_id = f"connection:{connection.name}"
+        self.lane_id = lane_id(connection.name)
         self._destination = destination
         self._settings = settings
         self._client = client
@@ -584,6 +584,11 @@ class Lane:
         self._m_backlog.set(len(self._pending))
         oldest = min((p.appended_at for p in self._pending.values()), default=None)
         self._m_age.set(time.time() - oldest if oldest else 0.0)
+
+
+def lane_id(connection: str) -> str:
+    """The name under which the log keeps a connection's position, in every partition."""
+    return f"connection:{connection}"
 
 
 def _message_id_of(payload: bytes) -> str:

@@ -34,7 +34,7 @@ from typing import Any
 from turnout.config import DeliveryConfig
 from turnout.delivery.coordination import Coordinator, Notice
 from turnout.delivery.gate import RateGate
-from turnout.delivery.lane import Lane
+from turnout.delivery.lane import Lane, lane_id
 from turnout.delivery.lane_group import LaneGroup
 from turnout.delivery.shaping import ActivePlaybook
 from turnout.destinations.base import (
@@ -319,17 +319,13 @@ class DeliveryManager:
 
     # -- redelivery, replay, retention -------------------------------------------------------
 
-    @staticmethod
-    def _lane_id(name: str) -> str:
-        return f"connection:{name}"
-
     async def place_new(self, name: str, *, deliver_history: bool) -> None:
         """Where a new connection starts reading, in every partition: the head (new calls only,
         as when a destination is added in Segment) or the oldest retained entry."""
         for partition in range(self._log.partitions):
             view = self._log.partition(partition)
             start = 0 if deliver_history else await view.head()
-            await view.reset_position(self._lane_id(name), start)
+            await view.reset_position(lane_id(name), start)
 
     async def redeliver_since(self, name: str, unix_time: float) -> int:
         """Send everything received since `unix_time` again (dedupe ids make it safe)."""
@@ -337,7 +333,7 @@ class DeliveryManager:
             raise KeyError(name)
         for partition in range(self._log.partitions):
             view = self._log.partition(partition)
-            await view.reset_position(self._lane_id(name), await view.offset_at(unix_time))
+            await view.reset_position(lane_id(name), await view.offset_at(unix_time))
         await self._coordinator.broadcast(
             {"kind": "redeliver", "connection": name, "since": unix_time}
         )
@@ -351,7 +347,7 @@ class DeliveryManager:
             for partition in sorted(group.lanes):
                 await group.stop_partition(partition)
                 view = self._log.partition(partition)
-                await view.reset_position(self._lane_id(name), await view.offset_at(unix_time))
+                await view.reset_position(lane_id(name), await view.offset_at(unix_time))
                 self._start_partition_lane(group, partition, skip_recorded=False)
 
     async def replay(self, name: str, letters: list[DeadLetter]) -> int:
@@ -399,7 +395,7 @@ class DeliveryManager:
         removed = 0
         for partition in range(self._log.partitions):
             view = self._log.partition(partition)
-            positions = [await view.position(self._lane_id(c.name)) for c in connections]
+            positions = [await view.position(lane_id(c.name)) for c in connections]
             floor = min(positions) if positions else await view.head()
             removed += await view.trim(floor + 1, cutoff)
         await self._store.trim(cutoff)
