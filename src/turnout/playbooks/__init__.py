@@ -31,10 +31,11 @@ in JSON (a list of objects):
     describe_diff(old_rules, new_rules)   # unified diff of the two as canonical TOML
     canonical_toml(rules)                 # one playbook's canonical TOML
 
-Compile once per revision (conditions are parsed by lark into closures, paths into tuples,
-functions loaded from their files) and share the Playbook: `apply` keeps no state between
-messages. `as_dict` is `msgspec.to_builtins` without copying the nested objects, and `apply`
-copies only what it changes (copy-on-write), so the stored message is never altered; with
+Compile once per revision (conditions are parsed by lark, paths split, functions loaded from
+their files) and share the Playbook: the first `apply` writes the playbook as one Python function
+(codegen.py), and `apply` keeps no state between messages. `as_dict` is `msgspec.to_builtins`
+without copying the nested objects, and `apply` copies only what it changes (copy-on-write), so
+the stored message is never altered; with
 `Shaped.fields`, `as_message` checks and replaces only the changed fields. A compiled
 playbook's `rules`, `consent` and `consent_missing` are what it was compiled from, and
 `is_empty` says when applying it would change nothing (no rules, no consent needed), so a lane

@@ -1,5 +1,6 @@
 """The `when` condition language: Segment's destination-filter / Actions trigger syntax, parsed by
-lark and compiled once into plain Python closures (no `eval`, nothing parsed per message).
+lark once, checked, and written as one Python expression per condition (see codegen.py: no
+`eval`, no user text in the source, nothing parsed per message).
 
     type = "track" and (event = "Order Completed" or properties.total >= 100)
     not exists(userId) or match(context.page.url, "https://staging.*")
@@ -22,14 +23,16 @@ import json
 import math
 import operator
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from lark import Lark, Token, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark import UnexpectedToken as LarkUnexpectedToken
 
-from turnout.playbooks.paths import MISSING, Path, getter, glob_matcher, glob_shape, parse_path
+from turnout.playbooks.codegen import Source
+from turnout.playbooks.pathcode import found_and, read
+from turnout.playbooks.paths import MISSING, Path, glob_matcher, glob_shape, parse_path
 
-Value = Callable[[dict[str, Any]], Any]
 Predicate = Callable[[dict[str, Any]], bool]
 
 MAX_DEPTH: Final = 50  # nesting of parentheses / not / and / or: deeper is surely a mistake
@@ -97,31 +100,6 @@ def _parser() -> Lark:
     return Lark(_GRAMMAR, parser="lalr", propagate_positions=True)
 
 
-def compile_condition(text: str) -> Predicate:
-    """The predicate for `text`; raises ConditionError for anything invalid."""
-    return _predicate(_parse(text), 0)
-
-
-def compile_when(text: str) -> tuple[frozenset[str] | None, Predicate | None]:
-    """`text` split for speed into the call types it can match (None: any) and the predicate
-    for the rest (None: nothing more to test). Most rules start with `type = "..."`, and a set
-    lookup on the message's type, once per rule, is far cheaper than calling a closure."""
-    tree = _parse(text)
-    types = _types(tree)
-    if types is None:
-        return None, _predicate(tree, 0)
-    if tree.data == "comparison" or (
-        tree.data == "or_expr" and all(_type_test(child) for child in tree.children)
-    ):
-        return types, None  # the types are the whole condition
-    if tree.data == "and_expr":
-        rest = tuple(
-            _predicate(child, 1) for child in tree.children if _type_test(child) is None
-        )
-        return types, (_all(rest) if len(rest) > 1 else rest[0]) if rest else None
-    return types, _predicate(tree, 0)
-
-
 def _parse(text: str) -> Tree[Any]:
     if len(text) > MAX_LENGTH:
         raise ConditionError(f"longer than {MAX_LENGTH} characters", 1, MAX_LENGTH + 1)
@@ -147,7 +125,7 @@ def _type_test(node: Tree[Any] | Token) -> str | None:
     try:
         value = json.loads(str(right.children[0]))
     except ValueError:
-        return None  # an invalid string: _predicate reports it
+        return None  # an invalid string: _expression reports it
     return value if isinstance(value, str) else None
 
 
@@ -212,19 +190,106 @@ def _error_at(node: Tree[Any] | Token, message: str) -> ConditionError:
     return ConditionError(message, getattr(meta, "line", 1), getattr(meta, "column", 1))
 
 
-# -- compiling ---------------------------------------------------------------------------------
+# -- the parsed condition ---------------------------------------------------------------------
+#
+# `_expression` checks a tree (raising ConditionError at the place of any problem) and makes it
+# one of these: field paths parsed, literals decoded, comparisons of two literals decided, and a
+# literal on the left turned round (`"x" = event` is `event = "x"`). `emit` writes it as code.
 
 
-def _predicate(node: Tree[Any], depth: int) -> Predicate:
+@dataclass(frozen=True, slots=True)
+class Literal:
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """`field OP literal` or `field OP field`."""
+
+    op: str
+    left: Field
+    right: Literal | Field
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """A comparison of two literals, decided when the condition is compiled."""
+
+    value: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """`exists(path)` (text unused), `contains(path, "text")`, `match(path, "glob")`."""
+
+    name: str
+    path: Path
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    inner: Expression
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    parts: tuple[Expression, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    parts: tuple[Expression, ...]
+
+
+Expression = Compare | Known | Function | Not | AllOf | AnyOf
+
+
+def compile_condition(text: str) -> Predicate:
+    """The predicate for `text`; raises ConditionError for anything invalid."""
+    return predicate(_expression(_parse(text), 0))
+
+
+def parse_when(text: str) -> tuple[frozenset[str] | None, Expression | None]:
+    """`text` split for speed into the call types it can match (None: any) and the condition on
+    the rest (None: nothing more to test). Most rules start with `type = "..."`, and a rule that
+    cannot match a call type is left out of the code run for that type altogether."""
+    tree = _parse(text)
+    types = _types(tree)
+    if types is None:
+        return None, _expression(tree, 0)
+    if tree.data == "comparison" or (
+        tree.data == "or_expr" and all(_type_test(child) for child in tree.children)
+    ):
+        return types, None  # the types are the whole condition
+    if tree.data == "and_expr":
+        rest = tuple(
+            _expression(child, 1) for child in tree.children if _type_test(child) is None
+        )
+        return types, (AllOf(rest) if len(rest) > 1 else rest[0]) if rest else None
+    return types, _expression(tree, 0)
+
+
+def compile_when(text: str) -> tuple[frozenset[str] | None, Predicate | None]:
+    """`parse_when`, with the rest of the condition as a predicate."""
+    types, rest = parse_when(text)
+    return types, None if rest is None else predicate(rest)
+
+
+def _expression(node: Tree[Any], depth: int) -> Expression:
     if depth > MAX_DEPTH:
         raise _error_at(node, f"nested more than {MAX_DEPTH} levels deep")
     kind = node.data
     if kind in ("or_expr", "and_expr"):
-        parts = tuple(_predicate(child, depth + 1) for child in node.children)
-        return _any(parts) if kind == "or_expr" else _all(parts)
+        parts = tuple(_expression(child, depth + 1) for child in node.children)
+        return AnyOf(parts) if kind == "or_expr" else AllOf(parts)
     if kind == "negation":
-        inner = _predicate(node.children[0], depth + 1)
-        return lambda message: not inner(message)
+        return Not(_expression(node.children[0], depth + 1))
     if kind == "comparison":
         return _comparison(node)
     if kind == "call":
@@ -232,27 +297,8 @@ def _predicate(node: Tree[Any], depth: int) -> Predicate:
     raise _error_at(node, f"unexpected {kind}")  # the grammar allows nothing else here
 
 
-def _any(parts: tuple[Predicate, ...]) -> Predicate:
-    if len(parts) == 2:
-        first, second = parts
-        return lambda message: first(message) or second(message)
-    return lambda message: any(part(message) for part in parts)
-
-
-def _all(parts: tuple[Predicate, ...]) -> Predicate:
-    if len(parts) == 2:
-        first, second = parts
-        return lambda message: first(message) and second(message)
-    return lambda message: all(part(message) for part in parts)
-
-
-_CONSTANT: Final = "constant"
-
-
-def _operand(node: Tree[Any]) -> tuple[str, Any, Path | None]:
-    """(`"path"`, its reader, the path) for a field path, else (`"constant"`, the literal's
-    value, None). The reader returns MISSING for an absent field: callers comparing two fields
-    read it as null."""
+def _operand(node: Tree[Any]) -> Literal | Field:
+    """A field path, or a literal's value."""
     kind = node.data
     token = node.children[0] if node.children else Token("NONE", "")
     assert isinstance(token, Token)  # operands are single tokens (or none, for true/false/null)
@@ -260,13 +306,12 @@ def _operand(node: Tree[Any]) -> tuple[str, Any, Path | None]:
         if token.value in KEYWORDS:
             raise _error_at(token, f"{token.value!r} is a keyword, not a field path")
         try:
-            path = parse_path(token.value)
+            return Field(parse_path(token.value))
         except ValueError as exc:
             raise _error_at(token, str(exc)) from None
-        return "path", getter(path), path
     if kind == "string":
         try:
-            return _CONSTANT, json.loads(token.value), None
+            return Literal(json.loads(token.value))
         except ValueError:
             raise _error_at(token, f"invalid escape in string {token.value}") from None
     if kind == "number":
@@ -274,12 +319,8 @@ def _operand(node: Tree[Any]) -> tuple[str, Any, Path | None]:
         number = float(text) if any(c in text for c in ".eE") else int(text)
         if isinstance(number, float) and math.isinf(number):
             raise _error_at(token, f"number {text} is out of range")
-        return _CONSTANT, number, None
-    return _CONSTANT, {"true": True, "false": False, "null": None}[kind], None
-
-
-def _nullable(read: Value) -> Value:
-    return lambda message: None if (value := read(message)) is MISSING else value
+        return Literal(number)
+    return Literal({"true": True, "false": False, "null": None}[kind])
 
 
 # -- comparisons -------------------------------------------------------------------------------
@@ -306,80 +347,26 @@ def ordered(op: str, left: Any, right: Any) -> bool:
     return type(left) is str and type(right) is str and bool(_ORDER[op](left, right))
 
 
-def _comparison(node: Tree[Any]) -> Predicate:
+def _comparison(node: Tree[Any]) -> Expression:
     left_node, op_token, right_node = node.children
     op = str(op_token)
     left, right = _operand(left_node), _operand(right_node)
-    if left[0] == _CONSTANT and right[0] != _CONSTANT:  # `"x" = event` reads as `event = "x"`
+    if isinstance(left, Literal) and isinstance(right, Field):  # `"x" = event`: `event = "x"`
         left, right, op = right, left, _FLIPPED[op]
-    if left[0] == _CONSTANT:
-        result = equal(left[1], right[1]) if op in ("=", "!=") else ordered(
-            op, left[1], right[1]
-        )
-        result = (not result) if op == "!=" else result
-        return lambda message: result
-    read: Value = left[1]
-    if right[0] == _CONSTANT:
-        return _against_constant(read, left[2], op, right[1])
-    read = _nullable(read)
-    other: Value = _nullable(right[1])
-    if op == "=":
-        return lambda message: equal(read(message), other(message))
-    if op == "!=":
-        return lambda message: not equal(read(message), other(message))
-    return lambda message: ordered(op, read(message), other(message))
-
-
-def _against_constant(read: Value, path: Path | None, op: str, constant: Any) -> Predicate:
-    """`path OP literal`, the usual shape, specialised so that the common cases cost one read and
-    one comparison: a string literal equals only a string, `null` only null, a boolean only
-    itself; a number equals only a number that is not a boolean."""
-    if op in ("=", "!="):
-        if type(constant) is str:
-            test: Predicate = _equals_text(read, path, constant)
-        elif constant is None:
-            test = lambda message: (value := read(message)) is None or value is MISSING  # noqa: E731
-        elif type(constant) is bool:
-            test = lambda message: read(message) is constant  # noqa: E731
+    if isinstance(left, Literal):
+        assert isinstance(right, Literal)
+        if op in ("=", "!="):
+            result = equal(left.value, right.value)
         else:
-
-            def test(message: dict[str, Any]) -> bool:
-                value = read(message)
-                return type(value) in (int, float) and value == constant
-
-        if op == "=":
-            return test
-        return lambda message: not test(message)
-    compare = _ORDER[op]
-    if type(constant) is str:
-        return lambda message: type(value := read(message)) is str and compare(value, constant)
-    if _is_number(constant):
-        return lambda message: type(value := read(message)) in (int, float) and compare(
-            value, constant
-        )
-    return lambda message: False  # `< true`, `> null`: nothing is ordered against these
-
-
-def _equals_text(read: Value, path: Path | None, text: str) -> Predicate:
-    """`path = "text"`, the commonest test of all, with a one- or two-key path read inline."""
-    if path is not None and path.indexes == (None,):
-        key = path.keys[0]
-        return lambda message: message.get(key) == text
-    if path is not None and path.indexes == (None, None):
-        first, second = path.keys
-
-        def equals(message: dict[str, Any]) -> bool:
-            inner = message.get(first)
-            return type(inner) is dict and inner.get(second) == text
-
-        return equals
-    return lambda message: read(message) == text
+            result = ordered(op, left.value, right.value)
+        return Known((not result) if op == "!=" else result)
+    return Compare(op, left, right)
 
 
 # -- functions ---------------------------------------------------------------------------------
 
 
-def _call(node: Tree[Any]) -> Predicate:
+def _call(node: Tree[Any]) -> Expression:
     name_token, *arg_nodes = node.children
     name = str(name_token)
     args = [arg for arg in arg_nodes if arg is not None]
@@ -392,27 +379,16 @@ def _call(node: Tree[Any]) -> Predicate:
         raise _error_at(name_token, f"{name} takes {wanted} argument{'s' if wanted > 1 else ''}: "
                         f"{signature}")
     subject = _operand(args[0])
-    if subject[0] == _CONSTANT:
+    if not isinstance(subject, Field):
         raise _error_at(name_token, f"the first argument of {name} must be a field path: "
                         f"{signature}")
-    read: Value = subject[1]
     if name == "exists":
-        return lambda message: (value := read(message)) is not None and value is not MISSING
-    kind, text, _ = _operand(args[1])
-    if kind != _CONSTANT or type(text) is not str:
+        return Function(name, subject.path, "")
+    text = _operand(args[1])
+    if not isinstance(text, Literal) or type(text.value) is not str:
         raise _error_at(name_token, f"the second argument of {name} must be a string: "
                         f"{signature}")
-    if name == "contains":
-        return lambda message: _contains(read(message), text)
-    kind, body = glob_shape(text)  # the test written inline: no call per message for it
-    if kind == "prefix":
-        return lambda message: type(value := read(message)) is str and value.startswith(body)
-    if kind == "suffix":
-        return lambda message: type(value := read(message)) is str and value.endswith(body)
-    if kind == "infix":
-        return lambda message: type(value := read(message)) is str and body in value
-    matches = glob_matcher(text)
-    return lambda message: type(value := read(message)) is str and matches(value)
+    return Function(name, subject.path, text.value)
 
 
 def _contains(value: Any, text: str) -> bool:
@@ -421,3 +397,112 @@ def _contains(value: Any, text: str) -> bool:
     if type(value) is list:
         return any(type(item) is str and item == text for item in value)
     return False
+
+
+# -- code --------------------------------------------------------------------------------------
+#
+# A condition is written as one Python expression over the message `_m` (see codegen.py for why
+# that is safe: every literal and key is a name in the namespace, never text in the source). It
+# may assign the locals `_t` and `_v`, each used right after it is assigned.
+
+
+def _equal_fields(left: Any, right: Any) -> bool:
+    """`field = field`: a missing field reads as null."""
+    return equal(None if left is MISSING else left, None if right is MISSING else right)
+
+
+def _ordered_fields(op: str, left: Any, right: Any) -> bool:
+    return ordered(op, None if left is MISSING else left, None if right is MISSING else right)
+
+
+NAMESPACE: Final[dict[str, Any]] = {
+    "_MISSING": MISSING,
+    "_NUMBER": (int, float),
+    "_equal_fields": _equal_fields,
+    "_ordered_fields": _ordered_fields,
+    "_contains": _contains,
+}
+_OPERATORS: Final = {"<": "<", "<=": "<=", ">": ">", ">=": ">="}  # written from this table
+
+
+def predicate(condition: Expression) -> Predicate:
+    """A function of the message that says whether `condition` holds."""
+    source = Source(NAMESPACE)
+    with source.block("def when(_m)"):
+        source.line(f"return {emit(condition, source)}")
+    return source.function("when")
+
+
+def emit(condition: Expression, source: Source) -> str:
+    """`condition` as a Python expression over `_m` that evaluates to True or False."""
+    if isinstance(condition, AllOf | AnyOf):
+        joiner = " and " if isinstance(condition, AllOf) else " or "
+        return "(" + joiner.join(emit(part, source) for part in condition.parts) + ")"
+    if isinstance(condition, Not):
+        return f"(not {emit(condition.inner, source)})"
+    if isinstance(condition, Known):
+        return "True" if condition.value else "False"
+    if isinstance(condition, Function):
+        return _emit_function(condition, source)
+    return _emit_comparison(condition, source)
+
+
+def _emit_comparison(condition: Compare, source: Source) -> str:
+    op, path, right = condition.op, condition.left.path, condition.right
+    if isinstance(right, Field):
+        value = read(path, source)
+        other = read(right.path, source)  # `_t` is free again once `value` is read
+        if op == "=":
+            return f"_equal_fields({value}, {other})"
+        if op == "!=":
+            return f"(not _equal_fields({value}, {other}))"
+        return f"_ordered_fields({source.name(op, 'op')}, {value}, {other})"
+    constant = right.value
+    name = source.name(constant)
+    if op in ("=", "!="):
+        if type(constant) is str:
+            test = found_and(path, source, lambda value: f"{value} == {name}")
+        elif constant is None:  # the one test a missing field passes
+            test = f"((_v := {read(path, source)}) is None or _v is _MISSING)"
+        elif type(constant) is bool:
+            test = found_and(path, source, lambda value: f"{value} is {name}")
+        else:
+            test = found_and(
+                path, source, lambda value: f"(_v := {value}).__class__ in _NUMBER and _v == {name}"
+            )
+        return test if op == "=" else f"(not {test})"
+    compare = _OPERATORS[op]
+    if type(constant) is str:
+        return found_and(
+            path, source, lambda value: f"(_v := {value}).__class__ is str and _v {compare} {name}"
+        )
+    if _is_number(constant):
+        return found_and(
+            path, source,
+            lambda value: f"(_v := {value}).__class__ in _NUMBER and _v {compare} {name}",
+        )  # fmt: skip
+    return "False"  # `< true`, `> null`: nothing is ordered against these
+
+
+def _emit_function(condition: Function, source: Source) -> str:
+    path = condition.path
+    if condition.name == "exists":
+        return found_and(
+            path, source, lambda value: f"(_v := {value}) is not None and _v is not _MISSING"
+        )
+    text = source.name(condition.text)
+    if condition.name == "contains":  # a string read inline; a list by `_contains`
+        return found_and(
+            path, source, lambda value: f"({text} in _v if (_v := {value}).__class__ is str else "
+            f"(_v.__class__ is list and _contains(_v, {text})))",
+        )  # fmt: skip
+    kind, body = glob_shape(condition.text)  # the usual shapes as string methods
+    if kind == "prefix":
+        test = f"_v.startswith({source.name(body)})"
+    elif kind == "suffix":
+        test = f"_v.endswith({source.name(body)})"
+    elif kind == "infix":
+        test = f"{source.name(body)} in _v"
+    else:
+        test = f"{source.name(glob_matcher(condition.text), 'glob')}(_v)"
+    return found_and(path, source, lambda value: f"(_v := {value}).__class__ is str and {test}")

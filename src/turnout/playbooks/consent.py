@@ -20,21 +20,20 @@ malformed (a list where an object belongs) still counts as consent data, and gra
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from turnout.playbooks.codegen import Source
 from turnout.playbooks.errors import PlaybookError
 from turnout.playbooks.paths import describe
 
 CONSENT_MISSING_CHOICES: Final = ("deliver", "drop")
 
-Check = Callable[[dict[str, Any]], str | None]
-
 
 def compile_consent(categories: Any, missing: Any) -> Check | None:
-    """The check for a connection needing `categories` (None when it needs none): it returns
-    the reason to filter a message, or None to let it through. PlaybookError for bad settings."""
+    """The check for a connection needing `categories` (None when it needs none): called with a
+    message, it returns the reason to filter it, or None to let it through. PlaybookError for
+    bad settings."""
     if missing not in CONSENT_MISSING_CHOICES:
         raise PlaybookError(f'"deliver" or "drop", got {missing!r}', field="consent_missing")
     if not isinstance(categories, list | tuple):
@@ -52,9 +51,19 @@ def compile_consent(categories: Any, missing: Any) -> Check | None:
             needed.append(category)
     if not needed:
         return None
-    drop_missing = missing == "drop"
+    return Check(tuple(needed), missing == "drop")
 
-    def check(message: dict[str, Any]) -> str | None:
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A connection's consent needs: the categories, and whether a message carrying no consent
+    at all is dropped."""
+
+    needed: tuple[str, ...]
+    drop_missing: bool
+
+    def __call__(self, message: dict[str, Any]) -> str | None:
+        """The reason to filter `message`, or None to let it through."""
         # The usual case first, read inline: Segment's preferences granting every category.
         context = message.get("context")
         if type(context) is dict and "consentManagement" not in context:
@@ -62,23 +71,35 @@ def compile_consent(categories: Any, missing: Any) -> Check | None:
             if type(segment) is dict and "optOut" not in segment:
                 preferences = segment.get("categoryPreferences")
                 if type(preferences) is dict:
-                    for category in needed:
+                    for category in self.needed:
                         if preferences.get(category) is not True:
                             break
                     else:
                         return None
         consent = read_consent(message)
         if consent is None:
-            if drop_missing:
+            if self.drop_missing:
                 return 'consent: the message carries no consent (consent_missing = "drop")'
             return None
-        for category in needed:
+        for category in self.needed:
             if not consent.grants(category):
-                refused = [each for each in needed if not consent.grants(each)]
+                refused = [each for each in self.needed if not consent.grants(each)]
                 return "consent: not granted: " + ", ".join(refused)
         return None
 
-    return check
+    def usual_case(self, source: Source, message: str) -> str:
+        """An expression (see codegen.py) that is true when `message` is the usual case that
+        `__call__` lets through at once: Segment's preferences granting every category, and no
+        other shape. When it is false, `__call__` decides. It may assign `_t`."""
+        names = [source.name(text) for text in ("consentManagement", "consent", "optOut",
+                                                "categoryPreferences")]  # fmt: skip
+        granted = " and ".join(f"_t.get({source.name(each)}) is True" for each in self.needed)
+        return (
+            f"((_t := {message}.get({source.name('context')})).__class__ is dict"
+            f" and {names[0]} not in _t and (_t := _t.get({names[1]})).__class__ is dict"
+            f" and {names[2]} not in _t and (_t := _t.get({names[3]})).__class__ is dict"
+            f" and {granted})"
+        )
 
 
 def read_consent(message: dict[str, Any]) -> Consent | None:

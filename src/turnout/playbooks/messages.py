@@ -5,6 +5,11 @@ their default left out) but shallow: `traits`, `properties`, `context` and `inte
 message's own dicts, not copies. That is safe because applying a playbook never changes its
 input (it copies what it changes), and it saves the deep copy of every message's context, which
 costs more than the rules themselves.
+
+Both directions run once per message in a lane, so both are generated code (see codegen.py):
+`as_dict` is written once from `Message`'s fields, and `as_message` once per set of changed
+fields. The source names only `Message`'s own attributes and made-up locals; every value is a
+name in the namespace.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any, Final
 import msgspec
 import msgspec.inspect
 
+from turnout.playbooks.codegen import Source
 from turnout.spec.message import Message
 
 
@@ -34,18 +40,49 @@ def _fields() -> tuple[tuple[str, str, Any], ...]:
 _FIELDS: Final = _fields()
 
 
-_WIRE_DEFAULTS: Final = tuple((wire_name, default) for _, wire_name, default in _FIELDS)
-
-
-def as_dict(message: Message) -> dict[str, Any]:
-    """The message as a playbook reads it, sharing its nested objects (see the module's note)."""
-    return {
-        wire_name: value
-        for (wire_name, default), value in zip(
-            _WIRE_DEFAULTS, msgspec.structs.astuple(message), strict=True
+def _generate_as_dict() -> Callable[[Message], dict[str, Any]]:
+    """`as_dict`, field by field in `Message`'s order: a field is written unless it is None or
+    at its default (`!=`; for a default of None, `is not None` says the same of every value a
+    message holds; UNSET, a required field's, compares by identity). The required fields come
+    first in `Message`, so while none of them is missing they are written at once, in order."""
+    source = Source({"_UNSET": msgspec.UNSET, "_astuple": msgspec.structs.astuple})
+    values = [f"_v{index}" for index in range(len(_FIELDS))]
+    required = 0
+    while required < len(_FIELDS) and _FIELDS[required][2] is msgspec.UNSET:
+        required += 1
+    with source.block("def as_dict(message)"):
+        source.line(f"{', '.join(values)}, = _astuple(message)")
+        present = " and ".join(
+            f"{value} is not None and {value} is not _UNSET" for value in values[:required]
         )
-        if value is not None and value != default
-    }
+        with source.block(f"if {present or 'True'}"):
+            pairs = ", ".join(
+                f"{source.name(wire, 'n')}: {value}"
+                for (_, wire, _), value in zip(_FIELDS[:required], values, strict=False)
+            )
+            source.line(f"data = {{{pairs}}}")
+        with source.block("else"):
+            source.line("data = {}")
+            for (_, wire, _), value in zip(_FIELDS[:required], values, strict=False):
+                with source.block(f"if {value} is not None and {value} is not _UNSET"):
+                    source.line(f"data[{source.name(wire, 'n')}] = {value}")
+        for (_, wire, default), value in zip(_FIELDS[required:], values[required:], strict=True):
+            if default is None:
+                test = f"{value} is not None"
+            elif default is msgspec.UNSET:
+                test = f"{value} is not None and {value} is not _UNSET"
+            else:
+                test = f"{value} is not None and {value} != {source.name(default, 'd')}"
+            with source.block(f"if {test}"):
+                source.line(f"data[{source.name(wire, 'n')}] = {value}")
+        source.line("return data")
+    return source.function("as_dict")
+
+
+as_dict: Final = _generate_as_dict()
+as_dict.__doc__ = """The message as a playbook reads it, sharing its nested objects (see the
+module's note): `msgspec.to_builtins(message)` without the copies."""
+as_dict.__module__ = __name__
 
 
 def as_message(
@@ -57,58 +94,95 @@ def as_message(
     Given the `original` it was shaped from and the top-level `fields` changed (`Shaped.fields`),
     only those are checked and replaced in a copy of the original: no whole-message validation,
     no copy of what did not change."""
-    if original is None or fields is None:
-        return msgspec.convert(data, Message)
-    changes: dict[str, Any] = {}
-    for wire_name in fields:
-        field = _BY_WIRE_NAME.get(wire_name)
-        if field is None:
-            continue  # not a message field: dropped, as a full conversion drops it
-        name, default, valid = field
-        value = data.get(wire_name, _ABSENT)
-        if value is _ABSENT:  # removed: back to the field's default (a fresh {} if a dict)
-            value = {} if type(default) is dict else default
-        if not valid(value):
-            return msgspec.convert(data, Message)  # the authority: raises, naming `$.field`
-        changes[name] = value
-    return msgspec.structs.replace(original, **changes) if changes else original
+    if original is not None:
+        try:
+            convert = _CONVERTERS.get(fields)  # type: ignore[call-overload]
+        except TypeError:  # names in a set or a list
+            convert = None
+        if convert is not None:
+            return convert(data, original)
+        if fields is not None:
+            return _converter(frozenset(fields))(data, original)
+    return msgspec.convert(data, Message)
 
 
-def _checker(info: msgspec.inspect.Type) -> Callable[[Any], bool]:
-    """A quick test that a value fits a field's type, for the types Message uses; anything it
-    does not know fails, which sends the message through the full conversion instead."""
+def _converter(fields: frozenset[str]) -> Callable[[dict[str, Any], Message], Message]:
+    """The conversion for this set of changed fields, generated once per set of the message's
+    fields among them (names that are not a message field are dropped, as a full conversion
+    drops them)."""
+    known = frozenset(name for name in fields if name in _BY_WIRE_NAME)
+    convert = _CONVERTERS.get(known)
+    if convert is None:
+        convert = _generate_converter(known)
+        if len(_CONVERTERS) < _MAX_CONVERTERS:
+            _CONVERTERS[known] = convert
+    if len(_CONVERTERS) < _MAX_CONVERTERS:
+        _CONVERTERS[fields] = convert
+    return convert
+
+
+def _generate_converter(known: frozenset[str]) -> Callable[[dict[str, Any], Message], Message]:
+    """Each changed field read (a removed one back at its default, a fresh {} for a dict),
+    checked quickly against its type, and the original copied with them; any value that fails
+    the quick check sends the whole dict through msgspec, the authority, which says why."""
+    source = Source({"_ABSENT": _ABSENT, "_convert": msgspec.convert, "_Message": Message,
+                     "_replace": msgspec.structs.replace})  # fmt: skip
+    changes = []
+    with source.block("def convert(data, original)"):
+        if not known:
+            source.line("return original")
+        for index, wire_name in enumerate(sorted(known)):
+            name, default, info = _BY_WIRE_NAME[wire_name]
+            assert name.isidentifier()  # an attribute of Message: the keyword written below
+            value = f"_v{index}"
+            source.line(f"{value} = data.get({source.name(wire_name, 'n')}, _ABSENT)")
+            with source.block(f"if {value} is _ABSENT"):  # removed: back to the default
+                fresh = "{}" if type(default) is dict else source.name(default, "d")
+                source.line(f"{value} = {fresh}")
+            with source.block(f"if not ({_check(info, value, source)})"):
+                source.line("return _convert(data, _Message)")  # raises, naming `$.field`
+            changes.append(f"{name}={value}")
+        if known:
+            source.line(f"return _replace(original, {', '.join(changes)})")
+    return source.function("convert")
+
+
+def _check(info: msgspec.inspect.Type, value: str, source: Source) -> str:
+    """An expression testing quickly that `value` fits a field's type, for the types Message
+    uses; for anything it does not know it is False, which sends the message through the full
+    conversion instead."""
     if isinstance(info, msgspec.inspect.StrType):
-        return lambda value: type(value) is str
+        return f"{value}.__class__ is str"
     if isinstance(info, msgspec.inspect.NoneType):
-        return lambda value: value is None
+        return f"{value} is None"
     if isinstance(info, msgspec.inspect.LiteralType):
-        choices = frozenset(info.values)
-        return lambda value: type(value) is str and value in choices
+        choices = source.name(frozenset(info.values), "choices")
+        return f"({value}.__class__ is str and {value} in {choices})"
     if isinstance(info, msgspec.inspect.UnionType):
-        tests = tuple(_checker(each) for each in info.types if each != msgspec.inspect.NoneType())
-        if len(tests) == 1 and len(info.types) == 2:  # `X | None`, the usual optional field
-            test = tests[0]
-            return lambda value: value is None or test(value)
-        tests = tuple(_checker(each) for each in info.types)
-        return lambda value: any(test(value) for test in tests)
+        tests = [_check(each, value, source) for each in info.types]
+        return "(" + " or ".join(tests) + ")"
     if isinstance(info, msgspec.inspect.DictType) and isinstance(
         info.key_type, msgspec.inspect.StrType
     ) and isinstance(info.value_type, msgspec.inspect.AnyType):
         # Keys need no check: a playbook writes only string keys, and when a function ran
         # (which could write others) `fields` is None and everything is converted.
-        return lambda value: type(value) is dict
-    return lambda value: False
+        return f"{value}.__class__ is dict"
+    return "False"
 
 
-def _by_wire_name() -> dict[str, tuple[str, Any, Callable[[Any], bool]]]:
-    """wire name -> (attribute, value when absent (UNSET: required), quick type test)."""
+def _by_wire_name() -> dict[str, tuple[str, Any, msgspec.inspect.Type]]:
+    """wire name -> (attribute, value when absent (UNSET: required), its type)."""
     info = msgspec.inspect.type_info(Message)
     assert isinstance(info, msgspec.inspect.StructType)
     return {
-        field.encode_name: (field.name, default, _checker(field.type))
+        field.encode_name: (field.name, default, field.type)
         for field, (_, _, default) in zip(info.fields, _FIELDS, strict=True)
     }
 
 
 _BY_WIRE_NAME: Final = _by_wire_name()
 _ABSENT: Final = object()
+# Conversions by the set of fields changed (as given, and as known fields): a playbook changes a
+# handful of sets; the bound only keeps names no message has from growing it.
+_CONVERTERS: dict[frozenset[str], Callable[[dict[str, Any], Message], Message]] = {}
+_MAX_CONVERTERS: Final = 256

@@ -1,5 +1,6 @@
 """Field paths (`properties.total`, `context.page.url`, `properties.products.0.sku`): parsed once
-when a playbook is compiled, then walked as tuples on every message.
+when a playbook is compiled. The generated code reads and writes the usual paths inline
+(pathcode.py); the functions here do it for any path, and say why a write cannot be done.
 
 A path is the message's Segment (camelCase) field names joined by dots. A backslash makes the
 next character part of the name (`properties.a\\.b` is the key `a.b` of `properties`), and a
@@ -39,6 +40,7 @@ class Path:
     read_parent: Callable[[Any], Any]
     plain: bool  # no key that could index a list: every step is an object's key
     parent_keys: tuple[str, ...]  # the keys leading to the object holding the last one
+    pattern: str | None = None  # the fnmatch pattern of the last key, when `glob` is set
 
     @property
     def protected(self) -> bool:
@@ -89,7 +91,7 @@ def parse_path(text: str, *, glob: bool = False) -> Path:
     return Path(
         text, tuple(keys), indexes, compiled, reader(tuple(keys), indexes),
         reader(tuple(keys[:-1]), indexes[:-1]), all(index is None for index in indexes),
-        tuple(keys[:-1]),
+        tuple(keys[:-1]), last,
     )  # fmt: skip
 
 
@@ -151,11 +153,6 @@ def _key(text: str, chars: list[str]) -> str:
     return "".join(chars)
 
 
-def getter(path: Path) -> Callable[[Any], Any]:
-    """A function reading the value at `path` (MISSING when absent)."""
-    return path.read
-
-
 def reader(keys: tuple[str, ...], indexes: tuple[int | None, ...]) -> Callable[[Any], Any]:
     """A function reading the value `keys` lead to (MISSING when absent), specialised for the
     short paths conditions and actions read in every message: the hot loop."""
@@ -184,11 +181,6 @@ def reader(keys: tuple[str, ...], indexes: tuple[int | None, ...]) -> Callable[[
 
         return get3
     return lambda message: walk(message, keys, indexes)
-
-
-def get(message: Any, path: Path) -> Any:
-    """The value at `path`, or MISSING."""
-    return path.read(message)
 
 
 def walk(current: Any, keys: tuple[str, ...], indexes: tuple[int | None, ...]) -> Any:

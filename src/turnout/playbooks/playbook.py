@@ -2,21 +2,32 @@
 
 Compiling validates everything once (every error is a PlaybookError naming its place), so that
 applying it to a message can never fail: whatever the message, `apply` returns a `Shaped`.
+
+A playbook runs as one generated Python function (codegen.py says why that is safe), written
+on first use: consent's usual case read inline, then per call type only the rules whose `when`
+allows it, each condition an inline expression and each action inline lines, with the outcome
+kept in locals until the `Shaped` is returned. The top-level fields changed are bits of an int
+while it runs, and each set of them is one shared frozenset. A function that splits a message
+hands its messages to a second kind of generated function, which records what the rules after
+it make of each in a `Run`.
 """
 
 from __future__ import annotations
 
 import copy
 import traceback
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from turnout.playbooks.conditions import Predicate
+from turnout.playbooks import conditions, pathcode
+from turnout.playbooks.codegen import Scratch, Source
 from turnout.playbooks.consent import Check, compile_consent
 from turnout.playbooks.errors import PlaybookError
-from turnout.playbooks.rules import Options, Rule, Run, Step, compile_rule
+from turnout.playbooks.pathcode import Ownership
+from turnout.playbooks.paths import clone, describe
+from turnout.playbooks.rules import Options, Rule, Run, Step, bucket, compile_rule
 
 
 @dataclass(slots=True)
@@ -46,9 +57,20 @@ class Shaped:
 
 
 class Playbook:
-    """A compiled playbook. Build it with `Playbook.compile`, apply it with `apply`."""
+    """A compiled playbook. Build it with `Playbook.compile`, apply it with `apply`:
 
-    __slots__ = ("_consent", "_plans", "_rules", "consent", "consent_missing", "rules")
+    `apply(message) -> Shaped` shapes one message, given as a dict with Segment's names
+    (`msgspec.to_builtins` of the stored message, or `as_dict`). The dict and everything in it
+    are left unchanged: the run copies what it changes. It never raises. It is the generated
+    function itself, an attribute of the playbook (set on the first call): one call per message.
+    """
+
+    __slots__ = (
+        "_bits", "_consent", "_continuations", "_fieldsets", "_rules", "apply", "consent",
+        "consent_missing", "rules",
+    )  # fmt: skip
+
+    apply: Callable[[dict[str, Any]], Shaped]
 
     def __init__(
         self,
@@ -63,7 +85,13 @@ class Playbook:
         self.consent_missing = consent_missing
         self._rules = compiled
         self._consent = check
-        self._plans: dict[str | None, tuple[_Planned, ...]] = {}
+        # Generated on first use: the function applying the playbook, and per plan (the numbers
+        # of the rules to run) the function shaping what a function returned.
+        self.apply = self._generate_and_apply
+        self._continuations: dict[tuple[int, ...], _Continuation] = {}
+        # The bit of each top-level field name the generated code notes a change under.
+        self._bits: dict[str, int] = {}
+        self._fieldsets = _FieldSets(self._bits)
 
     @classmethod
     def compile(
@@ -94,72 +122,243 @@ class Playbook:
         """Nothing to do: no rules and no consent needed, so `apply` returns its input as is."""
         return not self._rules and self._consent is None
 
-    def apply(self, message: dict[str, Any]) -> Shaped:
-        """Shape one message, given as a dict with Segment's names (`msgspec.to_builtins` of the
-        stored message, or `as_dict`). The dict and everything in it are left unchanged: the
-        run copies what it changes. Never raises."""
-        run = Run()
+    def _generate_and_apply(self, message: dict[str, Any]) -> Shaped:
+        """`apply` until the first call has generated it."""
         try:
-            if self._consent is not None:
-                reason = self._consent(message)
-                if reason is not None:
-                    return Shaped(messages=[], filtered=reason)
-            if not self._rules:
-                return Shaped(messages=[message])
-            self._run(dict(message), 0, run)
+            shape = self._generate()
         except Exception:  # a defect of the engine must cost one message, not the lane
-            return Shaped(messages=[], error="playbook engine error:\n" + traceback.format_exc())
-        if not run.changed and len(run.messages) == 1:
-            run.messages[0] = message  # the same content: hand back the caller's own dict
-        return _shaped(run)
+            return _engine_error()
+        self.apply = shape
+        return shape(message)
 
-    def _plan(self, kind: str | None) -> tuple[_Planned, ...]:
-        """The rules whose conditions allow calls of type `kind`, worked out once per type, as
-        plain tuples (unpacking them is the cheapest way to read a rule, once per message)."""
-        plan = self._plans.get(kind)
-        if plan is None:
-            plan = tuple(
-                (rule.number, rule.label, rule.when, rule.steps)
-                for rule in self._rules
-                if rule.types is None or kind in rule.types
-            )
-            if len(self._plans) < 64:  # the six call types, and whatever functions invent
-                self._plans[kind] = plan
-        return plan
+    def _plan(self, kind: Any) -> tuple[int, ...]:
+        """The numbers of the rules whose conditions allow calls of type `kind`."""
+        kind = kind if type(kind) is str else None
+        return tuple(
+            rule.number for rule in self._rules if rule.types is None or kind in rule.types
+        )
 
-    def _run(self, message: dict[str, Any], start: int, run: Run) -> None:
-        kind = message.get("type")  # no action changes it
-        applied = run.rules_applied
-        for number, label, when, steps in self._plan(kind if type(kind) is str else None):
-            if number <= start or (when is not None and not when(message)):
-                continue
-            if label not in applied:
-                applied.append(label)
-            for step in steps:
-                replaced = step(message, run)
-                if replaced is not None:
-                    # Split messages are changed independently by the rules after this one:
-                    # each has its own top level and owns nothing below it yet.
-                    for each in replaced:
-                        run.owned = set()
-                        self._run(dict(each), number, run)
-                    return
-        run.messages.append(message)
+    def _generate(self) -> _Shape:
+        """The function applying the playbook to a message: consent, then the rules for its
+        type (the types named by `when`s one by one; any other shares the rules without a
+        type), returning the Shaped; any exception is an engine error."""
+        source = Source(self._namespace())
+        with source.block("def apply(_in)"):
+            with source.block("try"):
+                if self._consent is not None:
+                    with source.block(f"if not {self._consent.usual_case(source, '_in')}"):
+                        source.line("_r = _consent(_in)")
+                        with source.block("if _r is not None"):
+                            _return_shaped(source, "[]", "_r", "[]", "[]", "None", "False",
+                                           "_NO_FIELDS")  # fmt: skip
+                if not self._rules:
+                    _return_shaped(source, "[_in]", "None", "[]", "[]", "None", "False",
+                                   "_NO_FIELDS")  # fmt: skip
+                else:
+                    source.line("_m = dict(_in)")  # the top level is the run's own from the start
+                    source.line("_applied = []")
+                    source.line("_adjust = []")
+                    source.line("_fields = 0")
+                    source.line(f"_kind = _m.get({source.name('type')})")  # no action changes it
+                    with source.block("if _kind.__class__ is not str"):
+                        source.line("_kind = None")
+                    plans: dict[tuple[int, ...], list[str]] = {}
+                    named = set().union(*(rule.types or () for rule in self._rules))
+                    for kind in sorted(named, key=_usual_first):
+                        plans.setdefault(self._plan(kind), []).append(kind)
+                    other = self._plan(None)
+                    plans.pop(other, None)  # the types that no `when` names, and any other value
+                    keyword = "if"
+                    for plan, kinds in plans.items():
+                        if len(kinds) == 1:
+                            test = f"_kind == {source.name(kinds[0], 'type')}"
+                        else:
+                            test = f"_kind in {source.name(frozenset(kinds), 'types')}"
+                        with source.block(f"{keyword} {test}"):
+                            self._emit_plan(source, plan)
+                        keyword = "elif"
+                    with source.block("else") if plans else source.guard(None):
+                        self._emit_plan(source, other)
+            with source.block("except Exception"):  # a defect of the engine must cost one
+                source.line("return _engine_error()")  # message, not the lane
+        return source.function("apply")
+
+    def _emit_plan(self, source: Source, plan: tuple[int, ...]) -> None:
+        """The rules of `plan`, written twice (see pathcode.Ownership), then the outcome."""
+        recorder, scratch = Ownership(), Scratch(source.namespace)
+        for rule in self._rules:
+            if rule.number in plan:
+                rule.emit(scratch, _Locals(self._bits, recorder), once=True)
+        ownership = Ownership(recorder.events)
+        ownership.prologue(source)
+        frame = _Locals(self._bits, ownership)
+        for rule in self._rules:
+            if rule.number in plan:
+                rule.emit(source, frame, once=True)
+        with source.block("if _fields"):
+            _return_shaped(source, "[_m]", "None", "_applied", "_adjust", "None", "True",
+                           "_fieldsets[_fields]")  # fmt: skip
+        # Nothing changed: the caller's own dict, so it may deliver its typed original.
+        _return_shaped(source, "[_in]", "None", "_applied", "_adjust", "None", "False",
+                       "_NO_FIELDS")  # fmt: skip
+
+    def _generate_continuation(self, plan: tuple[int, ...]) -> _Continuation:
+        """The function shaping one of the messages a function returned with the rules of
+        `plan` (those after the function's): it records the outcome in the run."""
+        source = Source(self._namespace())
+        recorder, scratch = Ownership(), Scratch(source.namespace)
+        for rule in self._rules:
+            if rule.number in plan:
+                rule.emit(scratch, _Recorded(self._bits, recorder), once=False)
+        ownership = Ownership(recorder.events)
+        frame = _Recorded(self._bits, ownership)
+        with source.block("def shape(_m, _run)"):
+            source.line("_applied = _run.rules_applied")
+            source.line("_adjust = _run.adjustments")
+            ownership.prologue(source)
+            for rule in self._rules:
+                if rule.number in plan:
+                    rule.emit(source, frame, once=False)
+            source.line("_run.messages.append(_m)")
+        return source.function("shape")
+
+    def _namespace(self) -> dict[str, Any]:
+        return {
+            **_NAMESPACE,
+            "_consent": self._consent,
+            "_fieldsets": self._fieldsets,
+            "_split": self._split,
+            "_continue": self._continue,
+        }
+
+    def _split(
+        self,
+        message: dict[str, Any],
+        applied: list[str],
+        adjustments: list[str],
+        fields: int,
+        step: Step,
+        number: int,
+    ) -> Shaped:
+        """Rule `number`'s function, called from the generated function with its locals: each
+        message it returns goes through the rules after it."""
+        run = Run(applied, adjustments, fields)
+        for each in step(message, run):  # each has its own top level, owns nothing below it
+            self._continue(dict(each), number, run)
+        # A function ran (or raised), so the input is never what is handed back.
+        fields_changed = None if run.rewritten else self._fieldsets[run.fields]
+        changed = run.rewritten or run.fields != 0
+        if run.error is not None:
+            return Shaped([], None, run.rules_applied, run.adjustments, run.error, changed,
+                          fields_changed)  # fmt: skip
+        filtered = None
+        if not run.messages:
+            filtered = run.drops[0] if run.drops else None
+        elif run.drops:
+            run.adjustments.extend(f"{reason} (one of the split messages)" for reason in run.drops)
+        return Shaped(run.messages, filtered, run.rules_applied, run.adjustments, None, changed,
+                      fields_changed)  # fmt: skip
+
+    def _continue(self, message: dict[str, Any], start: int, run: Run) -> None:
+        """Shape `message` with the rules after rule `start` that allow its type."""
+        plan = tuple(number for number in self._plan(message.get("type")) if number > start)
+        shape = self._continuations.get(plan)
+        if shape is None:
+            shape = self._continuations[plan] = self._generate_continuation(plan)
+        shape(message, run)
 
 
-# A rule as `_run` reads it: number, label, the rest of its condition, its steps.
-_Planned = tuple[int, str, Predicate | None, tuple[Step, ...]]
+def _usual_first(kind: str) -> tuple[int, str]:
+    """The order the generated code tests call types in: the commonest first."""
+    return (_USUAL.index(kind) if kind in _USUAL else len(_USUAL), kind)
 
 
-def _shaped(run: Run) -> Shaped:
-    fields = None if run.fields is None else frozenset(run.fields)
-    if run.error is not None:
-        return Shaped([], None, run.rules_applied, run.adjustments, run.error, run.changed, fields)
-    filtered = None
-    if not run.messages:
-        filtered = run.drops[0] if run.drops else None
-    elif run.drops:
-        run.adjustments.extend(f"{reason} (one of the split messages)" for reason in run.drops)
-    return Shaped(
-        run.messages, filtered, run.rules_applied, run.adjustments, None, run.changed, fields
-    )
+_USUAL: Final = ("track", "identify", "page", "screen", "group", "alias")
+_Shape = Callable[[dict[str, Any]], Shaped]
+_Continuation = Callable[[dict[str, Any], Run], None]
+
+
+class _FieldSets(dict[int, frozenset[str]]):
+    """The top-level field names of each bitmask of changes (one shared frozenset per mask)."""
+
+    __slots__ = ("_bits",)
+
+    def __init__(self, bits: dict[str, int]) -> None:
+        super().__init__()
+        self._bits = bits
+
+    def __missing__(self, mask: int) -> frozenset[str]:
+        names = frozenset(name for name, bit in self._bits.items() if mask & bit)
+        self[mask] = names
+        return names
+
+
+class _Frame:
+    def __init__(self, bits: dict[str, int], ownership: Ownership) -> None:
+        self._bits = bits
+        self.ownership = ownership
+
+    def bit(self, source: Source, field: str) -> str:
+        bit = self._bits.get(field)
+        if bit is None:
+            bit = self._bits[field] = 1 << len(self._bits)
+        return source.name(bit, "bit")
+
+
+class _Locals(_Frame):
+    """The function applying the playbook: the outcome is in its locals; it returns it."""
+
+    def wrote(self, source: Source, field: str) -> None:
+        source.line(f"_fields |= {self.bit(source, field)}")
+
+    def drop(self, source: Source, reason: str) -> None:
+        _return_shaped(source, "[]", reason, "_applied", "_adjust", "None", "_fields != 0",
+                       "_fieldsets[_fields]")  # fmt: skip
+
+    def function(self, source: Source, step: str, number: int) -> None:
+        number_name = source.name(number, "rule")
+        source.line(f"return _split(_m, _applied, _adjust, _fields, {step}, {number_name})")
+
+
+class _Recorded(_Frame):
+    """The function shaping a message a function returned: the outcome is in the run."""
+
+    def wrote(self, source: Source, field: str) -> None:
+        source.line(f"_run.fields |= {self.bit(source, field)}")
+
+    def drop(self, source: Source, reason: str) -> None:
+        source.line(f"_run.drops.append({reason})")
+        source.line("return")
+
+    def function(self, source: Source, step: str, number: int) -> None:
+        with source.block(f"for _k in {step}(_m, _run)"):
+            source.line(f"_continue(dict(_k), {source.name(number, 'rule')}, _run)")
+        source.line("return")
+
+
+def _return_shaped(source: Source, *values: str) -> None:
+    """`return Shaped(*values)`, built field by field: the same object, without the cost of
+    calling a dataclass's `__init__` (Shaped has no `__post_init__`), once per message."""
+    source.line("_s = _new(_Shaped)")
+    for name, value in zip(_SHAPED_FIELDS, values, strict=True):
+        source.line(f"_s.{name} = {value}")
+    source.line("return _s")
+
+
+def _engine_error() -> Shaped:
+    """The outcome of a defect of the engine (called while handling it)."""
+    return Shaped(messages=[], error="playbook engine error:\n" + traceback.format_exc())
+
+
+_SHAPED_FIELDS: Final = tuple(each.name for each in fields(Shaped))
+_NAMESPACE: Final[dict[str, Any]] = {
+    **conditions.NAMESPACE,
+    **pathcode.NAMESPACE,
+    "_clone": clone,
+    "_describe": describe,
+    "_bucket": bucket,
+    "_Shaped": Shaped,
+    "_new": object.__new__,
+    "_NO_FIELDS": frozenset(),
+    "_engine_error": _engine_error,
+}

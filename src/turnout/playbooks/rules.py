@@ -1,4 +1,5 @@
-"""One playbook rule: its `when` condition and its actions, validated and compiled into steps.
+"""One playbook rule: its `when` condition and its actions, validated when the playbook is
+compiled, and written as code (see codegen.py) when it is first applied.
 
 A rule's actions always run in this order, whatever order the rule lists them in:
 
@@ -19,24 +20,21 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path as FilePath
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from turnout.playbooks.conditions import ConditionError, Predicate, compile_when
+from turnout.playbooks.codegen import Source
+from turnout.playbooks.conditions import ConditionError, Expression, emit, parse_when
 from turnout.playbooks.errors import PlaybookError
 from turnout.playbooks.functions import Function, load_function, user_traceback
+from turnout.playbooks.pathcode import Ownership, own_found, present, read_parent, write
 from turnout.playbooks.paths import (
-    MISSING,
     Path,
-    clone,
-    container,
     describe,
-    get,
     glob_matcher,
+    glob_shape,
     parse_path,
-    pop,
-    put,
 )
-from turnout.playbooks.transforms import CannotApply, Transform, chain, compile_transform
+from turnout.playbooks.transforms import Transform, compile_transform
 
 # Every key a rule may have, in the order its actions run (`name` and `when` first).
 ACTIONS: Final = (
@@ -47,33 +45,51 @@ KEYS: Final = ("name", "when", *ACTIONS)
 
 
 class Run:
-    """What applying a playbook to one message has produced so far."""
+    """What applying a playbook to one message has produced so far, once a function has split
+    it: the messages that later rules shape one by one add to it. (Until then, the generated code
+    keeps the same things in its locals.)"""
 
     __slots__ = (
-        "adjustments", "changed", "drops", "error", "fields", "messages", "owned", "rules_applied",
+        "adjustments", "drops", "error", "fields", "messages", "rewritten", "rules_applied",
     )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, rules_applied: list[str], adjustments: list[str], fields: int) -> None:
         self.messages: list[dict[str, Any]] = []
         self.drops: list[str] = []
-        self.rules_applied: list[str] = []
-        self.adjustments: list[str] = []
+        self.rules_applied = rules_applied
+        self.adjustments = adjustments
         self.error: str | None = None
-        self.changed = False
-        # The top-level fields written or removed (None once a function has run: any may be).
-        self.fields: set[str] | None = set()
-        self.owned: set[int] = set()  # what the run may change in place (see paths.py)
-
-    def wrote(self, field: str) -> None:
-        """Note a change under the top-level `field`."""
-        self.changed = True
-        if self.fields is not None:
-            self.fields.add(field)
+        self.fields = fields  # the top-level fields written or removed, as bits (see playbook.py)
+        self.rewritten = False  # a function ran: any field may have changed
 
 
-# A step returns None to go on with the same message, or the messages that replace it: [] when
-# it was dropped (the reason is in `Run.drops`), several when a function split it.
-Step = Callable[[dict[str, Any], Run], list[dict[str, Any]] | None]
+# A function's step returns the messages that replace the one it was given: [] when it was
+# dropped (the reason is in `Run.drops`) or failed (`Run.error`), several when it split it.
+Step = Callable[[dict[str, Any], Run], list[dict[str, Any]]]
+
+
+class Frame(Protocol):
+    """Where the generated code of a rule keeps the outcome: in the locals of the function
+    shaping a message, which returns it (the usual way), or in a `Run` (for the messages a
+    function returned)."""
+
+    ownership: Ownership
+
+    def wrote(self, source: Source, field: str) -> None:
+        """The line noting a change under the top-level `field`."""
+
+    def drop(self, source: Source, reason: str) -> None:
+        """Lines that end the playbook for `_m`, filtered with the string named `reason`."""
+
+    def function(self, source: Source, step: str, number: int) -> None:
+        """Lines that call the function step named `step` (of rule `number`) and shape each
+        message it returns with the rules after this one."""
+
+
+class Action(Protocol):
+    def emit(self, source: Source, frame: Frame) -> None:
+        """The action's lines, over the message `_m` and the local `_adjust` (adjustments);
+        `frame` writes how it notes changes and ends, and keeps the function's `Ownership`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +97,22 @@ class Rule:
     number: int  # 1-based
     label: str  # `rule 2`, or `rule 2 "hash PII"` when named
     types: frozenset[str] | None  # the call types `when` allows (None: any)
-    when: Predicate | None  # the rest of `when` (None: nothing more to test)
-    steps: tuple[Step, ...]
+    when: Expression | None  # the rest of `when` (None: nothing more to test)
+    actions: tuple[Action, ...]
+
+    def emit(self, source: Source, frame: Frame, *, once: bool) -> None:
+        """The rule's lines: its condition, then its actions in order. `once`: this code runs at
+        most once per run, so the rule's label cannot be in `_applied` yet."""
+        label = source.name(self.label, "rule")
+        source.line(f"# {self.number:d}")
+        with source.guard(None if self.when is None else emit(self.when, source)):
+            if once:
+                source.line(f"_applied.append({label})")
+            else:
+                with source.block(f"if {label} not in _applied"):
+                    source.line(f"_applied.append({label})")
+            for action in self.actions:
+                action.emit(source, frame)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +140,15 @@ def compile_rule(number: int, raw: Any, names: dict[str, int], options: Options)
     types, when = build.when(raw["when"]) if "when" in raw else (None, None)
     if not any(key in raw for key in ACTIONS):
         raise PlaybookError(f"the rule has no action (one of: {', '.join(ACTIONS)})", rule=number)
-    steps = [build.action(key, raw[key]) for key in ACTIONS if key in raw]
-    if raw.get("drop") is True and len(steps) > 1:
+    actions = [build.action(key, raw[key]) for key in ACTIONS if key in raw]
+    if raw.get("drop") is True and len(actions) > 1:
         others = [key for key in ACTIONS if key in raw and key != "drop"]
         raise PlaybookError(
             f"drop = true ends the rule, so {', '.join(others)} would never run: move "
             f"{'them' if len(others) > 1 else 'it'} to another rule",
             rule=number, field="drop",
         )
-    return Rule(number, label, types, when, tuple(step for step in steps if step is not None))
+    return Rule(number, label, types, when, tuple(each for each in actions if each is not None))
 
 
 def _name(number: int, name: Any, names: dict[str, int]) -> str | None:
@@ -149,17 +179,17 @@ class _Builder:
     def error(self, message: str, field: str, entry: str | None = None) -> PlaybookError:
         return PlaybookError(message, rule=self.number, field=field, entry=entry)
 
-    def when(self, text: Any) -> tuple[frozenset[str] | None, Predicate | None]:
+    def when(self, text: Any) -> tuple[frozenset[str] | None, Expression | None]:
         if not isinstance(text, str):
             raise self.error(f"a condition is a string, got {describe(text)}", "when")
         try:
-            return compile_when(text)
+            return parse_when(text)
         except ConditionError as exc:
             raise PlaybookError(exc.message, rule=self.number, field="when", line=exc.line,
                                 column=exc.column) from None
 
-    def action(self, key: str, value: Any) -> Step | None:
-        build: Callable[[Any], Step | None] = getattr(self, f"_{key}")
+    def action(self, key: str, value: Any) -> Action | None:
+        build: Callable[[Any], Action | None] = getattr(self, f"_{key}")
         return build(value)
 
     # -- paths and tables ----------------------------------------------------------------------
@@ -187,38 +217,19 @@ class _Builder:
 
     # -- actions, in the order they run ----------------------------------------------------------
 
-    def _drop(self, value: Any) -> Step | None:
+    def _drop(self, value: Any) -> Action | None:
         if not isinstance(value, bool):
             raise self.error(f"drop is true or false, got {describe(value)}", "drop")
         if not value:
             return None
-        reason = f"playbook {self.label}: drop"
+        return _Drop(f"playbook {self.label}: drop")
 
-        def drop(message: dict[str, Any], run: Run) -> list[dict[str, Any]]:
-            run.drops.append(reason)
-            return []
-
-        return drop
-
-    def _rename_event(self, value: Any) -> Step:
+    def _rename_event(self, value: Any) -> Action:
         if not isinstance(value, str) or not value.strip():
             raise self.error(f"rename_event is a non-empty string, got {value!r}", "rename_event")
-        prefix = self.prefix
+        return _RenameEvent(value, self.prefix)
 
-        def rename_event(message: dict[str, Any], run: Run) -> None:
-            if isinstance(message.get("event"), str):
-                message["event"] = value
-                run.wrote("event")
-            else:
-                kind = message.get("type")
-                run.adjustments.append(
-                    f"{prefix}rename_event: the message has no event"
-                    f"{f' (type {kind!r})' if isinstance(kind, str) else ''}; left as is"
-                )
-
-        return rename_event
-
-    def _set(self, value: Any) -> Step:
+    def _set(self, value: Any) -> Action:
         items: list[tuple[Path, Any, bool]] = []
         for key, constant in self.table(value, "set", '{ "properties.currency" = "USD" }').items():
             path = self.path(key, "set", write=True)
@@ -226,18 +237,7 @@ class _Builder:
             if problem:
                 raise self.error(f"{problem} (a playbook holds TOML values)", "set", key)
             items.append((path, constant, isinstance(constant, dict | list)))
-        prefix = self.prefix
-
-        def set_(message: dict[str, Any], run: Run) -> None:
-            for path, constant, mutable in items:
-                try:
-                    put(message, path, clone(constant) if mutable else constant, run.owned)
-                except ValueError as exc:
-                    run.adjustments.append(f"{prefix}set {path.text}: {exc}; not set")
-                else:
-                    run.wrote(path.keys[0])
-
-        return set_
+        return _Set(tuple(items), self.prefix)
 
     def _pairs(self, value: Any, field: str) -> list[tuple[Path, Path]]:
         example = '{ "properties.revenue" = "properties.total" }'
@@ -252,56 +252,21 @@ class _Builder:
             pairs.append((target, source))
         return pairs
 
-    def _copy(self, value: Any) -> Step:
-        return self._copy_or_move(self._pairs(value, "copy"), move=False)
+    def _copy(self, value: Any) -> Action:
+        return _CopyOrMove(tuple(self._pairs(value, "copy")), False, self.prefix)
 
-    def _move(self, value: Any) -> Step:
-        return self._copy_or_move(self._pairs(value, "move"), move=True)
+    def _move(self, value: Any) -> Action:
+        return _CopyOrMove(tuple(self._pairs(value, "move")), True, self.prefix)
 
-    def _copy_or_move(self, pairs: list[tuple[Path, Path]], *, move: bool) -> Step:
-        prefix = self.prefix
-        verb = "move" if move else "copy"
-
-        def copy_or_move(message: dict[str, Any], run: Run) -> None:
-            for target, source in pairs:
-                found = get(message, source)
-                if found is MISSING:
-                    run.adjustments.append(
-                        f"{prefix}{verb} {source.text} to {target.text}: {source.text} is "
-                        "missing; nothing to " + verb
-                    )
-                    continue
-                try:
-                    put(message, target, found if move else clone(found), run.owned)
-                except ValueError as exc:
-                    run.adjustments.append(
-                        f"{prefix}{verb} {source.text} to {target.text}: {exc}; left as is"
-                    )
-                    continue
-                if move:
-                    pop(message, source, run.owned)
-                    run.wrote(source.keys[0])
-                run.wrote(target.keys[0])
-
-        return copy_or_move
-
-    def _remove(self, value: Any) -> Step:
+    def _remove(self, value: Any) -> Action:
         texts = [value] if isinstance(value, str) else value
         if not isinstance(texts, list) or not texts:
             raise self.error('remove is a list of paths: remove = ["traits.ssn"]', "remove")
-        paths = [self.path(text, "remove", write=True, glob=True) for text in texts]
+        return _Remove(tuple(self.path(text, "remove", write=True, glob=True) for text in texts))
 
-        def remove(message: dict[str, Any], run: Run) -> None:
-            for path in paths:
-                gone = pop(message, path, run.owned)
-                if gone if path.glob is not None else gone is not MISSING:
-                    run.wrote(path.keys[0])
-
-        return remove
-
-    def _keep(self, value: Any) -> Step:
+    def _keep(self, value: Any) -> Action:
         example = '{ "traits" = ["email", "name"] }'
-        allow: list[tuple[Path, frozenset[str], tuple[Callable[[str], bool], ...]]] = []
+        allow: list[tuple[Path, Callable[[dict[str, Any]], list[Any]], frozenset[str] | None]] = []
         for key, names in self.table(value, "keep", example).items():
             path = self.path(key, "keep", write=True)
             if not isinstance(names, list) or not all(
@@ -309,68 +274,26 @@ class _Builder:
             ):
                 raise self.error(f"keep lists the names to keep: keep = {example}", "keep", key)
             exact = frozenset(name for name in names if not set(name) & set("*?["))
-            globs = [glob_matcher(name) for name in names if set(name) & set("*?[")]
-            allow.append((path, exact, tuple(globs)))
-        prefix = self.prefix
+            globs = tuple(glob_matcher(name) for name in names if set(name) & set("*?["))
+            allow.append((path, _unlisted(exact, globs), None if globs else exact))
+        return _Keep(tuple(allow), self.prefix)
 
-        def keep(message: dict[str, Any], run: Run) -> None:
-            for path, exact, globs in allow:
-                target = get(message, path)
-                if target is MISSING:
-                    continue
-                if type(target) is not dict:
-                    run.adjustments.append(
-                        f"{prefix}keep {path.text}: {describe(target)}, not an object; left as is"
-                    )
-                    continue
-                doomed = [
-                    key for key in target
-                    if key not in exact and not any(matches(key) for matches in globs)
-                ]  # fmt: skip
-                if doomed:
-                    own = container(message, path, run.owned, create=False, whole=True)
-                    assert isinstance(own, dict)  # the object just read, now the run's copy
-                    for key in doomed:
-                        del own[key]
-                    run.wrote(path.keys[0])
-
-        return keep
-
-    def _transform(self, value: Any) -> Step:
+    def _transform(self, value: Any) -> Action:
         example = '{ "traits.email" = "lower" }'
-        items: list[tuple[Path, Transform, str]] = []
+        items: list[tuple[Path, tuple[Transform, ...], str]] = []
         for key, spec in self.table(value, "transform", example).items():
             path = self.path(key, "transform", write=True)
             specs = spec if isinstance(spec, list) else [spec]
             if not specs:
                 raise self.error("an empty list of transforms", "transform", key)
             try:
-                transform = chain([compile_transform(each) for each in specs])
+                transforms = tuple(compile_transform(each) for each in specs)
             except ValueError as exc:
                 raise self.error(str(exc), "transform", key) from None
-            items.append((path, transform, ", ".join(str(each) for each in specs)))
-        prefix = self.prefix
+            items.append((path, transforms, ", ".join(str(each) for each in specs)))
+        return _Transform(tuple(items), self.prefix)
 
-        def transform_(message: dict[str, Any], run: Run) -> None:
-            for path, transform, names in items:
-                found = get(message, path)
-                if found is MISSING:
-                    run.adjustments.append(
-                        f"{prefix}transform {path.text} ({names}): missing; left as is"
-                    )
-                    continue
-                try:
-                    put(message, path, transform(found), run.owned)
-                except (CannotApply, ValueError) as exc:
-                    run.adjustments.append(
-                        f"{prefix}transform {path.text} ({names}): {exc}; left as is"
-                    )
-                else:
-                    run.wrote(path.keys[0])
-
-        return transform_
-
-    def _sample(self, value: Any) -> Step:
+    def _sample(self, value: Any) -> Action:
         if (
             not isinstance(value, int | float)
             or isinstance(value, bool)
@@ -384,17 +307,9 @@ class _Builder:
         identity = f"name:{self.name}" if self.name is not None else f"rule:{self.number}"
         salt = hashlib.sha256(identity.encode()).digest()
         threshold = int(value * 2**64)
-        reason = f"playbook {self.label}: sampled out (sample = {value})"
+        return _Sample(salt, threshold, f"playbook {self.label}: sampled out (sample = {value})")
 
-        def sample(message: dict[str, Any], run: Run) -> list[dict[str, Any]] | None:
-            if bucket(message, salt) < threshold:
-                return None
-            run.drops.append(reason)
-            return []
-
-        return sample
-
-    def _function(self, value: Any) -> Step:
+    def _function(self, value: Any) -> Action:
         options = self.options
         if not options.allow_functions:
             raise self.error(
@@ -406,7 +321,283 @@ class _Builder:
             function = load_function(value, options.base_dir)
         except ValueError as exc:
             raise self.error(str(exc), "function") from None
-        return _call_step(function, str(value), self.label)
+        return _Function(_call_step(function, str(value), self.label), self.number)
+
+
+# -- actions as code ---------------------------------------------------------------------------
+#
+# Each action writes its lines (see Action.emit); they do what the action's description in the
+# module's note says, adjustments word for word. Every value of the user's is a name.
+
+
+@dataclass(frozen=True, slots=True)
+class _Drop:
+    reason: str
+
+    def emit(self, source: Source, frame: Frame) -> None:
+        frame.drop(source, source.name(self.reason))
+
+
+@dataclass(frozen=True, slots=True)
+class _RenameEvent:
+    value: str
+    prefix: str
+
+    def emit(self, source: Source, frame: Frame) -> None:
+        with source.block('if isinstance(_m.get("event"), str)'):
+            source.line(f'_m["event"] = {source.name(self.value)}')
+            frame.ownership.replaced(source, "event")
+            frame.wrote(source, "event")
+        with source.block("else"):
+            source.line(f"_adjust.append({source.name(self.adjustment, 'why')}(_m))")
+
+    def adjustment(self, message: dict[str, Any]) -> str:
+        kind = message.get("type")
+        return (
+            f"{self.prefix}rename_event: the message has no event"
+            f"{f' (type {kind!r})' if isinstance(kind, str) else ''}; left as is"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Set:
+    items: tuple[tuple[Path, Any, bool], ...]  # path, constant, whether it must be copied
+    prefix: str
+
+    def emit(self, source: Source, frame: Frame) -> None:
+        for path, constant, mutable in self.items:
+            value = source.name(constant)
+            if mutable:  # each message its own copy (a constant is read, never written)
+                source.line(f"_v = _clone({value})")
+                value = "_v"
+            why = source.name(f"{self.prefix}set {path.text}: ")
+            write(
+                source, frame.ownership, path, value,
+                done=_noting(source, frame, path), failed=_failed(source, why, "; not set"),
+            )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _CopyOrMove:
+    pairs: tuple[tuple[Path, Path], ...]  # target, source
+    move: bool
+    prefix: str
+
+    def emit(self, source: Source, frame: Frame) -> None:
+        verb = "move" if self.move else "copy"
+        for target, origin in self.pairs:
+            where = f"{self.prefix}{verb} {origin.text} to {target.text}: "
+            missing = source.name(f"{where}{origin.text} is missing; nothing to {verb}")
+            with source.block(f"if not ({present(origin, source, '_v')})"):
+                source.line(f"_adjust.append({missing})")
+            with source.block("else"):
+                if not self.move:
+                    source.line("_v = _clone(_v)")
+                why = source.name(where)
+
+                def done(target: Path = target, origin: Path = origin) -> None:
+                    if self.move:
+                        _remove_found(source, frame, origin)
+                    frame.wrote(source, target.keys[0])
+
+                write(
+                    source, frame.ownership, target, "_v",
+                    done=done, failed=_failed(source, why, "; left as is"),
+                )  # fmt: skip
+
+
+def _noting(source: Source, frame: Frame, path: Path) -> Callable[[], None]:
+    """The lines of a write that was done: the change noted."""
+
+    def done() -> None:
+        frame.wrote(source, path.keys[0])
+
+    return done
+
+
+def _failed(source: Source, why: str, tail: str) -> Callable[[], None]:
+    """The lines of a write that could not be done: the adjustment `why`, the reason (`_e`)
+    and `tail`."""
+
+    def failed() -> None:
+        source.line(f"_adjust.append({why} + str(_e) + {source.name(tail)})")
+
+    return failed
+
+
+def _remove_found(source: Source, frame: Frame, path: Path) -> None:
+    """Lines removing the field at `path` (of a move), known to be there: it was just read, and
+    writing the move's target (neither inside it nor holding it) left it where it was."""
+    if path.plain:
+        own_found(source, frame.ownership, path.parent_keys)
+        source.line(f"del _h[{source.name(path.keys[-1], 'k')}]")
+        if len(path.keys) == 1:
+            frame.ownership.replaced(source, path.keys[0])
+    else:
+        source.line(f"_pop(_m, {source.name(path, 'p')}, {frame.ownership.owned})")
+    frame.wrote(source, path.keys[0])
+
+
+@dataclass(frozen=True, slots=True)
+class _Remove:
+    paths: tuple[Path, ...]
+
+    def emit(self, source: Source, frame: Frame) -> None:
+        for path in self.paths:
+            if path.glob is not None:  # every key of the object that matches
+                source.line(f"_x = {read_parent(path, source)}")
+                with source.block("if _x.__class__ is dict"):
+                    _select_keys(source, path)
+                    with source.block("if _d"):
+                        _own_object(source, frame.ownership, path, whole=False)
+                        with source.block("for _k in _d"):
+                            source.line("del _h[_k]")
+                        frame.wrote(source, path.keys[0])
+            elif path.plain and len(path.keys) == 1:
+                key = source.name(path.keys[0], "k")
+                with source.block(f"if {key} in _m"):
+                    source.line(f"del _m[{key}]")
+                    frame.ownership.replaced(source, path.keys[0])
+                    frame.wrote(source, path.keys[0])
+            elif path.plain:
+                key = source.name(path.keys[-1], "k")
+                source.line(f"_x = {read_parent(path, source)}")
+                with source.block(f"if _x.__class__ is dict and {key} in _x"):
+                    own_found(source, frame.ownership, path.parent_keys)
+                    source.line(f"del _h[{key}]")
+                    frame.wrote(source, path.keys[0])
+            else:
+                removed = f"_pop(_m, {source.name(path, 'p')}, {frame.ownership.owned})"
+                with source.block(f"if {removed} is not _MISSING"):
+                    frame.wrote(source, path.keys[0])
+
+
+def _select_keys(source: Source, path: Path) -> None:
+    """Lines leaving in `_d` the keys of the object `_x` that the last key of `path` (a
+    pattern) matches, as `path.glob(_x)` gives them (None for none): the usual shapes of
+    pattern are tested inline, with no call per key."""
+    assert path.pattern is not None
+    kind, body = glob_shape(path.pattern)
+    if kind == "prefix":
+        _collect(source, f"_k.__class__ is str and _k.startswith({source.name(body)})")
+    elif kind == "suffix":
+        _collect(source, f"_k.__class__ is str and _k.endswith({source.name(body)})")
+    elif kind == "infix":
+        _collect(source, f"_k.__class__ is str and {source.name(body)} in _k")
+    else:
+        source.line(f"_d = {source.name(path.glob, 'glob')}(_x)")
+
+
+def _collect(source: Source, test: str) -> None:
+    """Lines leaving in `_d` the keys `_k` of `_x`, in order, for which `test` holds: a list,
+    or None when there are none. (A loop of specialised bytecode costs less here than a
+    comprehension, a `filter` or a regex: measured with the playbook bench's messages.)"""
+    source.line("_d = None")
+    with source.block("for _k in _x"), source.block(f"if {test}"):
+        with source.block("if _d is None"):
+            source.line("_d = [_k]")
+        with source.block("else"):
+            source.line("_d.append(_k)")
+
+
+def _own_object(source: Source, ownership: Ownership, path: Path, *, whole: bool) -> None:
+    """Lines leaving in `_h` the object holding the last key of `path` (with `whole`, the one at
+    `path`), made the run's own; it was just read, so it is there."""
+    if path.plain:
+        own_found(source, ownership, path.keys if whole else path.parent_keys)
+    else:
+        where = source.name(path, "p")
+        owned = ownership.owned
+        source.line(f"_h = _container(_m, {where}, {owned}, create=False, whole={whole!r})")
+
+
+def _unlisted(
+    exact: frozenset[str], globs: tuple[Callable[[str], bool], ...]
+) -> Callable[[dict[str, Any]], list[Any]]:
+    """The keys of an object that `keep` removes: those neither listed nor matching a pattern."""
+    if not globs:
+        return lambda target: [key for key in target if key not in exact]
+    return lambda target: [
+        key for key in target if key not in exact and not any(matches(key) for matches in globs)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Keep:
+    # path, the keys of its object to remove, and the names to keep when there is no pattern
+    allow: tuple[tuple[Path, Callable[[dict[str, Any]], list[Any]], frozenset[str] | None], ...]
+    prefix: str
+
+    def emit(self, source: Source, frame: Frame) -> None:
+        for path, unlisted, exact in self.allow:
+            why = source.name(f"{self.prefix}keep {path.text}: ")
+            with source.block(f"if not ({present(path, source, '_x')})"):
+                source.line("pass")  # nothing to keep from
+            with source.block("elif _x.__class__ is not dict"):
+                not_object = source.name(", not an object; left as is")
+                source.line(f"_adjust.append({why} + _describe(_x) + {not_object})")
+            with source.block("else"):
+                if exact is not None:  # names only: a set difference (the order of removal
+                    source.line(f"_d = _x.keys() - {source.name(exact, 'names')}")  # is moot)
+                else:
+                    source.line(f"_d = {source.name(unlisted, 'keep')}(_x)")
+                with source.block("if _d"):
+                    _own_object(source, frame.ownership, path, whole=True)
+                    with source.block("for _k in _d"):
+                        source.line("del _h[_k]")
+                    frame.wrote(source, path.keys[0])
+
+
+@dataclass(frozen=True, slots=True)
+class _Transform:
+    items: tuple[tuple[Path, tuple[Transform, ...], str], ...]  # path, transforms, their names
+    prefix: str
+
+    def emit(self, source: Source, frame: Frame) -> None:
+        for path, transforms, names in self.items:
+            where = f"{self.prefix}transform {path.text} ({names}): "
+            with source.block(f"if not ({present(path, source, '_v')})"):
+                source.line(f"_adjust.append({source.name(where + 'missing; left as is')})")
+            with source.block("else"):
+                with source.block("try"):
+                    value = "_v"
+                    for transform in transforms:  # in order: the first is innermost
+                        value = f"{source.name(transform, 'tf')}({value})"
+                    source.line(f"_v = {value}")
+                    if path.plain:  # found through objects: they are all there
+                        own_found(source, frame.ownership, path.parent_keys)
+                        source.line(f"_h[{source.name(path.keys[-1], 'k')}] = _v")
+                        if len(path.keys) == 1:
+                            frame.ownership.replaced(source, path.keys[0])
+                    else:
+                        target = source.name(path, "p")
+                        source.line(f"_put(_m, {target}, _v, {frame.ownership.owned})")
+                with source.block("except ValueError as _e"):  # CannotApply is a ValueError
+                    left = source.name("; left as is")
+                    source.line(f"_adjust.append({source.name(where)} + str(_e) + {left})")
+                with source.block("else"):
+                    frame.wrote(source, path.keys[0])
+
+
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    salt: bytes
+    threshold: int
+    reason: str
+
+    def emit(self, source: Source, frame: Frame) -> None:
+        salt, threshold = source.name(self.salt), source.name(self.threshold)
+        with source.block(f"if _bucket(_m, {salt}) >= {threshold}"):
+            frame.drop(source, source.name(self.reason))
+
+
+@dataclass(frozen=True, slots=True)
+class _Function:
+    step: Step
+    number: int
+
+    def emit(self, source: Source, frame: Frame) -> None:
+        frame.function(source, source.name(self.step, "function"), self.number)
 
 
 def bucket(message: dict[str, Any], salt: bytes) -> int:
@@ -421,14 +612,14 @@ def bucket(message: dict[str, Any], salt: bytes) -> int:
 def _call_step(function: Function, spec: str, label: str) -> Step:
     where = f"playbook {label}: function {spec}"
 
-    def call(message: dict[str, Any], run: Run) -> list[dict[str, Any]] | None:
+    def call(message: dict[str, Any], run: Run) -> list[dict[str, Any]]:
         try:
             # Its own copy: the function may change anything, and the input is not the run's.
             result = function(copy.deepcopy(message))
         except Exception as exc:
             run.error = f"{where} raised:\n{user_traceback(exc)}"
             return []
-        run.changed, run.fields = True, None
+        run.rewritten = True
         if isinstance(result, dict):
             return [result]
         if result is None or (isinstance(result, list) and not result):
