@@ -7,8 +7,10 @@ import copy
 from typing import Any
 
 import msgspec
+import pytest
 
 from turnout.playbooks import Playbook, as_dict, compile_condition
+from turnout.playbooks.codegen import Source
 from turnout.spec.message import Message
 
 # Text that would do something if it were ever read as Python.
@@ -115,3 +117,23 @@ def test_as_dict_writes_the_fields_in_msgspecs_order() -> None:
         "type", "messageId", "receivedAt", "timestamp", "anonymousId", "traits", "context",
         "source",
     ]  # fmt: skip
+
+
+def test_a_helper_read_by_name_stops_the_generated_code() -> None:
+    """Every helper must reach the generated code as a constant; one the pattern missed would be
+    looked up by name at run time, so the compiler's output is checked for global reads. An
+    attribute that shares a helper's name (`message.type`) is not such a read."""
+    source = Source({"_helper": len})
+    with source.block("def f(message)"):
+        source.line("return message.type, _helper(message.dict)")
+    f = source.function("f")
+
+    class Box:
+        type = "t"
+        dict = "abc"
+
+    assert f(Box()) == ("t", 3)
+    sneaky = Source({"_helper": len})
+    sneaky._lines.append("def g(x):\n    return _helper(x)")  # written past the pattern
+    with pytest.raises(ValueError, match=r"generated code reads \['_helper'\] by name"):
+        sneaky.function("g")

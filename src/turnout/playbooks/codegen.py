@@ -26,6 +26,7 @@ its class as a mock or a proxy does), at a fraction of the cost of calling `type
 from __future__ import annotations
 
 import builtins
+import dis
 import itertools
 import re
 import warnings
@@ -113,7 +114,7 @@ class Source:
             module = compile(self.text, f"<playbook code {next(_SERIAL)}>", "exec")
         for constant in module.co_consts:
             if isinstance(constant, CodeType) and constant.co_name == name:
-                named = set(constant.co_names) & {*self.namespace, *_BUILTINS}
+                named = _globals_read(constant) & {*self.namespace, *_BUILTINS}
                 if named:  # a helper read as a global: a template the pattern did not see
                     raise ValueError(f"generated code reads {sorted(named)} by name")
                 values = self._values
@@ -130,6 +131,20 @@ class Scratch(Source):
 
     def line(self, text: str) -> None:
         return None
+
+
+def _globals_read(code: CodeType) -> set[str]:
+    """The names `code` (and any code nested in it) reads as globals; attribute names, which
+    share `co_names` with them, are not among them (`message.type` reads no `type`)."""
+    names = {
+        each.argval
+        for each in dis.get_instructions(code)
+        if each.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+    }
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):
+            names |= _globals_read(constant)
+    return names
 
 
 def _resolve(constant: Any, values: dict[str, Any]) -> Any:

@@ -41,20 +41,22 @@ _FIELDS: Final = _fields()
 
 
 def _generate_as_dict() -> Callable[[Message], dict[str, Any]]:
-    """`as_dict`, field by field in `Message`'s order: a field is written unless it is None or
-    at its default (`!=`; for a default of None, `is not None` says the same of every value a
-    message holds; UNSET, a required field's, compares by identity). The required fields come
-    first in `Message`, so while none of them is missing they are written at once, in order."""
-    source = Source({"_UNSET": msgspec.UNSET, "_astuple": msgspec.structs.astuple})
+    """`as_dict`, field by field in `Message`'s order, each read as an attribute (cheaper than
+    unpacking `astuple`): a field is written unless it is None or at its default. For a default
+    of None, `is not None` says just that; for an empty default (`{}`, `""`) so does the value's
+    truth, at a fraction of the cost of comparing it; any other default is compared with `!=`.
+    The required fields come first in `Message`, so while none of them is None they are
+    written at once, in order."""
+    source = Source({"_UNSET": msgspec.UNSET})
     values = [f"_v{index}" for index in range(len(_FIELDS))]
     required = 0
     while required < len(_FIELDS) and _FIELDS[required][2] is msgspec.UNSET:
         required += 1
     with source.block("def as_dict(message)"):
-        source.line(f"{', '.join(values)}, = _astuple(message)")
-        present = " and ".join(
-            f"{value} is not None and {value} is not _UNSET" for value in values[:required]
-        )
+        for (name, _, _), value in zip(_FIELDS[:required], values, strict=False):
+            assert name.isidentifier()  # an attribute of Message
+            source.line(f"{value} = message.{name}")
+        present = " and ".join(f"{value} is not None" for value in values[:required])
         with source.block(f"if {present or 'True'}"):
             pairs = ", ".join(
                 f"{source.name(wire, 'n')}: {value}"
@@ -64,13 +66,17 @@ def _generate_as_dict() -> Callable[[Message], dict[str, Any]]:
         with source.block("else"):
             source.line("data = {}")
             for (_, wire, _), value in zip(_FIELDS[:required], values, strict=False):
-                with source.block(f"if {value} is not None and {value} is not _UNSET"):
+                with source.block(f"if {value} is not None"):
                     source.line(f"data[{source.name(wire, 'n')}] = {value}")
-        for (_, wire, default), value in zip(_FIELDS[required:], values[required:], strict=True):
+        for (name, wire, default), value in zip(_FIELDS[required:], values[required:], strict=True):
+            assert name.isidentifier()
+            source.line(f"{value} = message.{name}")
             if default is None:
                 test = f"{value} is not None"
             elif default is msgspec.UNSET:
                 test = f"{value} is not None and {value} is not _UNSET"
+            elif type(default) in (dict, str) and not default:
+                test = value
             else:
                 test = f"{value} is not None and {value} != {source.name(default, 'd')}"
             with source.block(f"if {test}"):

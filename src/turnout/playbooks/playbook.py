@@ -17,9 +17,10 @@ from __future__ import annotations
 import copy
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
+
+import msgspec
 
 from turnout.playbooks import conditions, pathcode
 from turnout.playbooks.codegen import Scratch, Source
@@ -30,8 +31,7 @@ from turnout.playbooks.paths import clone, describe
 from turnout.playbooks.rules import Options, Rule, Run, Step, bucket, compile_rule
 
 
-@dataclass(slots=True)
-class Shaped:
+class Shaped(msgspec.Struct):
     """What a playbook made of one message.
 
     - `messages`: what to deliver: usually the one message, changed or not; none when it was
@@ -45,12 +45,15 @@ class Shaped:
       untouched, and a caller holding the typed message may deliver that instead.
     - `fields`: the top-level fields changed (`{"properties", "event"}`), None when a function
       ran (it may have changed any): `as_message` checks only these.
+
+    A struct rather than a dataclass because the generated code makes one per message: built
+    from its fields in order, it costs half of what setting them one by one costs.
     """
 
     messages: list[dict[str, Any]]
     filtered: str | None = None
-    rules_applied: list[str] = field(default_factory=list)
-    adjustments: list[str] = field(default_factory=list)
+    rules_applied: list[str] = msgspec.field(default_factory=list)
+    adjustments: list[str] = msgspec.field(default_factory=list)
     error: str | None = None
     changed: bool = False
     fields: frozenset[str] | None = frozenset()
@@ -337,12 +340,9 @@ class _Recorded(_Frame):
 
 
 def _return_shaped(source: Source, *values: str) -> None:
-    """`return Shaped(*values)`, built field by field: the same object, without the cost of
-    calling a dataclass's `__init__` (Shaped has no `__post_init__`), once per message."""
-    source.line("_s = _new(_Shaped)")
-    for name, value in zip(_SHAPED_FIELDS, values, strict=True):
-        source.line(f"_s.{name} = {value}")
-    source.line("return _s")
+    """`return Shaped(*values)`, every field given in order."""
+    assert len(values) == len(Shaped.__struct_fields__)
+    source.line(f"return _Shaped({', '.join(values)})")
 
 
 def _engine_error() -> Shaped:
@@ -350,7 +350,6 @@ def _engine_error() -> Shaped:
     return Shaped(messages=[], error="playbook engine error:\n" + traceback.format_exc())
 
 
-_SHAPED_FIELDS: Final = tuple(each.name for each in fields(Shaped))
 _NAMESPACE: Final[dict[str, Any]] = {
     **conditions.NAMESPACE,
     **pathcode.NAMESPACE,
@@ -358,7 +357,6 @@ _NAMESPACE: Final[dict[str, Any]] = {
     "_describe": describe,
     "_bucket": bucket,
     "_Shaped": Shaped,
-    "_new": object.__new__,
     "_NO_FIELDS": frozenset(),
     "_engine_error": _engine_error,
 }
