@@ -6,10 +6,18 @@ internal traffic, hash and remove PII, rename e-commerce events, rename traits, 
 remove internal properties, sample a noisy event, an allowlist of traits) and needs `marketing`
 consent, which every message grants. No rule drops a message of the workload, so every message
 is mapped in both runs and the ratio is the cost of shaping alone. Per message, the shaped path
-is what a lane does: `msgspec.to_builtins`, `Playbook.apply`, then `msgspec.convert` back to a
-`Message` when the playbook changed it, then `map_message`. No pass/fail: it prints figures.
+is what a lane does (delivery/shaping.py): `as_dict`, `Playbook.apply`, then `as_message` back
+to a `Message` when the playbook changed it, then `map_message`. No pass/fail: it prints figures.
 
-    .venv/bin/python bench/playbook.py                  # 20,000 messages, best of 5 rounds
+Two ways of handing the messages over, each printed: as a lane meets them (a lane decodes each
+stored call just before it shapes and maps it, so the call is in the processor's caches; here
+each batch of 100 is decoded just before, untimed), and all decoded beforehand (then most are
+out of the caches, and whichever step reads a part of a call first pays for fetching it: the
+playbook reads `context` for consent, which the mapping of a track call never reads). The
+runs alternate in rounds and each round gives one ratio, so a slow spell of the shared machine
+slows both sides of a ratio; the medians are printed.
+
+    .venv/bin/python bench/playbook.py                  # 20,000 messages, 7 rounds
     .venv/bin/python bench/playbook.py --messages 50000 --rounds 3
     .venv/bin/python bench/playbook.py --profile        # cProfile of the shaped path, top 25
 """
