@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -177,30 +176,6 @@ def playbooks(draw: st.DrawFn, functions: bool = False) -> list[dict[str, Any]]:
 
 consents = st.lists(st.sampled_from(["marketing", "analytics", "a"]), max_size=2)
 
-FUNCTIONS = '''
-def same(message):
-    return message
-
-def split(message):
-    return [message, dict(message), {"type": "track", "messageId": "m", "event": "Extra"}]
-
-def nothing(message):
-    return None
-
-def boom(message):
-    raise RuntimeError("boom")
-
-def tag(message):
-    message["event"] = "Tagged"
-    return message
-'''
-
-
-@pytest.fixture(scope="module")
-def functions_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("functions")
-    (directory / "playbook_functions.py").write_text(FUNCTIONS)
-    return directory
 
 
 def check_outcome(shaped: Shaped, rules: list[dict[str, Any]]) -> None:

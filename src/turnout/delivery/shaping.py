@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from turnout.destinations.base import Destination, MapResult
-from turnout.playbooks import Playbook, Shaped, as_dict, as_message
+from turnout.playbooks import Playbook, Shaped, as_message
 from turnout.spec.message import Message
 
 
@@ -53,7 +53,7 @@ def shape_and_map(
 ) -> Shaping:
     """Apply the playbook to `message`, then map every message it gives; never raises for what
     the playbook does (a destination's own mapping errors propagate, as without a playbook)."""
-    shaped = playbook.apply(as_dict(message))
+    shaped = playbook.shape(message)
     if shaped.error is not None:
         return Shaping(MapResult(rejected=shaped.error), shaped)
     if shaped.filtered is not None or not shaped.messages:

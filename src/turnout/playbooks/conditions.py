@@ -250,6 +250,23 @@ class AnyOf:
 Expression = Compare | Known | Function | Not | AllOf | AnyOf
 
 
+def fields_read(condition: Expression) -> frozenset[str]:
+    """The top-level fields of a message that `condition` reads (the first key of each path):
+    a lane builds only those of the message into the dict its playbook reads."""
+    if isinstance(condition, Compare):
+        paths = [condition.left.path]
+        if isinstance(condition.right, Field):
+            paths.append(condition.right.path)
+        return frozenset(path.keys[0] for path in paths)
+    if isinstance(condition, Function):
+        return frozenset((condition.path.keys[0],))
+    if isinstance(condition, Not):
+        return fields_read(condition.inner)
+    if isinstance(condition, AllOf | AnyOf):
+        return frozenset().union(*(fields_read(part) for part in condition.parts))
+    return frozenset()
+
+
 def compile_condition(text: str) -> Predicate:
     """The predicate for `text`; raises ConditionError for anything invalid."""
     return predicate(_expression(_parse(text), 0))

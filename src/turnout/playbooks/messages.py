@@ -40,47 +40,53 @@ def _fields() -> tuple[tuple[str, str, Any], ...]:
 _FIELDS: Final = _fields()
 
 
+def emit_as_dict(
+    source: Source, message: str, target: str, wire_names: frozenset[str] | None = None
+) -> None:
+    """Lines setting `target` to the dict `as_dict` makes of the Message in `message`, or, given
+    `wire_names`, to just those of its fields (a lane's playbook reads nothing else): field by
+    field in `Message`'s order, each read as an attribute, written unless it is None or at its
+    default. For a default of None, `is not None` says just that; for an empty default (`{}`,
+    `""`) so does the value's truth, at a fraction of the cost of comparing it; any other default
+    is compared with `!=`. The required fields (first in `Message`) are written at once, in order,
+    while none of them is None."""
+    chosen = [
+        (index, field) for index, field in enumerate(_FIELDS)
+        if wire_names is None or field[1] in wire_names
+    ]  # fmt: skip
+    required = [(f"_v{index}", field) for index, field in chosen if field[2] is msgspec.UNSET]
+    for value, (name, _, _) in required:
+        assert name.isidentifier()  # an attribute of Message
+        source.line(f"{value} = {message}.{name}")
+    present = " and ".join(f"{value} is not None" for value, _ in required)
+    with source.block(f"if {present or 'True'}"):
+        pairs = ", ".join(f"{source.name(wire, 'n')}: {value}" for value, (_, wire, _) in required)
+        source.line(f"{target} = {{{pairs}}}")
+    with source.block("else"):
+        source.line(f"{target} = {{}}")
+        for value, (_, wire, _) in required:
+            with source.block(f"if {value} is not None"):
+                source.line(f"{target}[{source.name(wire, 'n')}] = {value}")
+    for index, (name, wire, default) in chosen:
+        if default is msgspec.UNSET:
+            continue  # required: written above
+        assert name.isidentifier()
+        value = f"_v{index}"
+        source.line(f"{value} = {message}.{name}")
+        if default is None:
+            test = f"{value} is not None"
+        elif type(default) in (dict, str) and not default:
+            test = value
+        else:
+            test = f"{value} is not None and {value} != {source.name(default, 'd')}"
+        with source.block(f"if {test}"):
+            source.line(f"{target}[{source.name(wire, 'n')}] = {value}")
+
+
 def _generate_as_dict() -> Callable[[Message], dict[str, Any]]:
-    """`as_dict`, field by field in `Message`'s order, each read as an attribute (cheaper than
-    unpacking `astuple`): a field is written unless it is None or at its default. For a default
-    of None, `is not None` says just that; for an empty default (`{}`, `""`) so does the value's
-    truth, at a fraction of the cost of comparing it; any other default is compared with `!=`.
-    The required fields come first in `Message`, so while none of them is None they are
-    written at once, in order."""
-    source = Source({"_UNSET": msgspec.UNSET})
-    values = [f"_v{index}" for index in range(len(_FIELDS))]
-    required = 0
-    while required < len(_FIELDS) and _FIELDS[required][2] is msgspec.UNSET:
-        required += 1
+    source = Source()
     with source.block("def as_dict(message)"):
-        for (name, _, _), value in zip(_FIELDS[:required], values, strict=False):
-            assert name.isidentifier()  # an attribute of Message
-            source.line(f"{value} = message.{name}")
-        present = " and ".join(f"{value} is not None" for value in values[:required])
-        with source.block(f"if {present or 'True'}"):
-            pairs = ", ".join(
-                f"{source.name(wire, 'n')}: {value}"
-                for (_, wire, _), value in zip(_FIELDS[:required], values, strict=False)
-            )
-            source.line(f"data = {{{pairs}}}")
-        with source.block("else"):
-            source.line("data = {}")
-            for (_, wire, _), value in zip(_FIELDS[:required], values, strict=False):
-                with source.block(f"if {value} is not None"):
-                    source.line(f"data[{source.name(wire, 'n')}] = {value}")
-        for (name, wire, default), value in zip(_FIELDS[required:], values[required:], strict=True):
-            assert name.isidentifier()
-            source.line(f"{value} = message.{name}")
-            if default is None:
-                test = f"{value} is not None"
-            elif default is msgspec.UNSET:
-                test = f"{value} is not None and {value} is not _UNSET"
-            elif type(default) in (dict, str) and not default:
-                test = value
-            else:
-                test = f"{value} is not None and {value} != {source.name(default, 'd')}"
-            with source.block(f"if {test}"):
-                source.line(f"data[{source.name(wire, 'n')}] = {value}")
+        emit_as_dict(source, "message", "data")
         source.line("return data")
     return source.function("as_dict")
 

@@ -26,9 +26,11 @@ from turnout.playbooks import conditions, pathcode
 from turnout.playbooks.codegen import Scratch, Source
 from turnout.playbooks.consent import Check, compile_consent
 from turnout.playbooks.errors import PlaybookError
+from turnout.playbooks.messages import emit_as_dict
 from turnout.playbooks.pathcode import Ownership
 from turnout.playbooks.paths import clone, describe
 from turnout.playbooks.rules import Options, Rule, Run, Step, bucket, compile_rule
+from turnout.spec.message import Message
 
 
 class Shaped(msgspec.Struct):
@@ -66,14 +68,22 @@ class Playbook:
     (`msgspec.to_builtins` of the stored message, or `as_dict`). The dict and everything in it
     are left unchanged: the run copies what it changes. It never raises. It is the generated
     function itself, an attribute of the playbook (set on the first call): one call per message.
+
+    `shape(message) -> Shaped` is what a lane calls: `apply(as_dict(message))` for a typed
+    message, the same outcome, except that each dict in `messages` holds only the top-level
+    fields the playbook reads or writes for the message's type (all of them when a rule has a
+    function). The fields it changed are there, so `as_message(out, message, shaped.fields)`
+    gives the same typed message; it is the dict to read the whole message from that `shape`
+    does not give.
     """
 
     __slots__ = (
         "_bits", "_consent", "_continuations", "_fieldsets", "_rules", "apply", "consent",
-        "consent_missing", "rules",
+        "consent_missing", "rules", "shape",
     )  # fmt: skip
 
     apply: Callable[[dict[str, Any]], Shaped]
+    shape: Callable[[Message], Shaped]
 
     def __init__(
         self,
@@ -91,6 +101,7 @@ class Playbook:
         # Generated on first use: the function applying the playbook, and per plan (the numbers
         # of the rules to run) the function shaping what a function returned.
         self.apply = self._generate_and_apply
+        self.shape = self._generate_and_shape
         self._continuations: dict[tuple[int, ...], _Continuation] = {}
         # The bit of each top-level field name the generated code notes a change under.
         self._bits: dict[str, int] = {}
@@ -125,6 +136,15 @@ class Playbook:
         """Nothing to do: no rules and no consent needed, so `apply` returns its input as is."""
         return not self._rules and self._consent is None
 
+    def _generate_and_shape(self, message: Message) -> Shaped:
+        """`shape` until the first call has generated it."""
+        try:
+            shape = self._generate_shape()
+        except Exception:  # a defect of the engine must cost one message, not the lane
+            return _engine_error()
+        self.shape = shape
+        return shape(message)
+
     def _generate_and_apply(self, message: dict[str, Any]) -> Shaped:
         """`apply` until the first call has generated it."""
         try:
@@ -148,12 +168,7 @@ class Playbook:
         source = Source(self._namespace())
         with source.block("def apply(_in)"):
             with source.block("try"):
-                if self._consent is not None:
-                    with source.block(f"if not {self._consent.usual_case(source, '_in')}"):
-                        source.line("_r = _consent(_in)")
-                        with source.block("if _r is not None"):
-                            _return_shaped(source, "[]", "_r", "[]", "[]", "None", "False",
-                                           "_NO_FIELDS")  # fmt: skip
+                self._emit_consent(source)
                 if not self._rules:
                     _return_shaped(source, "[_in]", "None", "[]", "[]", "None", "False",
                                    "_NO_FIELDS")  # fmt: skip
@@ -165,26 +180,74 @@ class Playbook:
                     source.line(f"_kind = _m.get({source.name('type')})")  # no action changes it
                     with source.block("if _kind.__class__ is not str"):
                         source.line("_kind = None")
-                    plans: dict[tuple[int, ...], list[str]] = {}
-                    named = set().union(*(rule.types or () for rule in self._rules))
-                    for kind in sorted(named, key=_usual_first):
-                        plans.setdefault(self._plan(kind), []).append(kind)
-                    other = self._plan(None)
-                    plans.pop(other, None)  # the types that no `when` names, and any other value
-                    keyword = "if"
-                    for plan, kinds in plans.items():
-                        if len(kinds) == 1:
-                            test = f"_kind == {source.name(kinds[0], 'type')}"
-                        else:
-                            test = f"_kind in {source.name(frozenset(kinds), 'types')}"
-                        with source.block(f"{keyword} {test}"):
-                            self._emit_plan(source, plan)
-                        keyword = "elif"
-                    with source.block("else") if plans else source.guard(None):
-                        self._emit_plan(source, other)
+                    self._emit_by_type(source, lambda plan: self._emit_plan(source, plan))
             with source.block("except Exception"):  # a defect of the engine must cost one
                 source.line("return _engine_error()")  # message, not the lane
         return source.function("apply")
+
+    def _generate_shape(self) -> Callable[[Message], Shaped]:
+        """`shape`: `apply(as_dict(message))` in one function, with the type read first so
+        that the dict holds only the fields the rules for that type (and consent) read or
+        write: building the rest is most of what `as_dict` costs. A rule with a function
+        needs them all."""
+        source = Source(self._namespace())
+        with source.block("def shape(_msg)"):
+            with source.block("try"):
+                source.line("_kind = _msg.type")
+                with source.block("if _kind.__class__ is not str"):
+                    source.line("_kind = None")
+                self._emit_by_type(source, lambda plan: self._emit_shape_plan(source, plan))
+            with source.block("except Exception"):
+                source.line("return _engine_error()")
+        return source.function("shape")
+
+    def _emit_shape_plan(self, source: Source, plan: tuple[int, ...]) -> None:
+        """The dict of the fields `plan` touches, then what `apply` does with it."""
+        needed: set[str] | None = {"type"} | ({"context"} if self._consent is not None else set())
+        for rule in self._rules:
+            if rule.number in plan and needed is not None:
+                touched = rule.fields()
+                needed = None if touched is None else needed | touched
+        emit_as_dict(source, "_msg", "_in", None if needed is None else frozenset(needed))
+        self._emit_consent(source)
+        if not self._rules:
+            _return_shaped(source, "[_in]", "None", "[]", "[]", "None", "False", "_NO_FIELDS")
+            return
+        source.line("_m = dict(_in)")
+        source.line("_applied = []")
+        source.line("_adjust = []")
+        source.line("_fields = 0")
+        self._emit_plan(source, plan)
+
+    def _emit_consent(self, source: Source) -> None:
+        """Lines returning the Shaped of a message in `_in` that consent filters."""
+        if self._consent is None:
+            return
+        with source.block(f"if not {self._consent.usual_case(source, '_in')}"):
+            source.line("_r = _consent(_in)")
+            with source.block("if _r is not None"):
+                _return_shaped(source, "[]", "_r", "[]", "[]", "None", "False", "_NO_FIELDS")
+
+    def _emit_by_type(self, source: Source, emit_plan: Callable[[tuple[int, ...]], None]) -> None:
+        """A branch per plan (the rules for the types named by `when`s, one plan per set of
+        types sharing it; any other type runs the rules without a type) on `_kind`."""
+        plans: dict[tuple[int, ...], list[str]] = {}
+        named = set().union(*(rule.types or () for rule in self._rules))
+        for kind in sorted(named, key=_usual_first):
+            plans.setdefault(self._plan(kind), []).append(kind)
+        other = self._plan(None)
+        plans.pop(other, None)  # the types that no `when` names, and any other value
+        keyword = "if"
+        for plan, kinds in plans.items():
+            if len(kinds) == 1:
+                test = f"_kind == {source.name(kinds[0], 'type')}"
+            else:
+                test = f"_kind in {source.name(frozenset(kinds), 'types')}"
+            with source.block(f"{keyword} {test}"):
+                emit_plan(plan)
+            keyword = "elif"
+        with source.block("else") if plans else source.guard(None):
+            emit_plan(other)
 
     def _emit_plan(self, source: Source, plan: tuple[int, ...]) -> None:
         """The rules of `plan`, written twice (see pathcode.Ownership), then the outcome."""

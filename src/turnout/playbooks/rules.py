@@ -17,13 +17,19 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Any, Final, Protocol
 
 from turnout.playbooks.codegen import Source
-from turnout.playbooks.conditions import ConditionError, Expression, emit, parse_when
+from turnout.playbooks.conditions import (
+    ConditionError,
+    Expression,
+    emit,
+    fields_read,
+    parse_when,
+)
 from turnout.playbooks.errors import PlaybookError
 from turnout.playbooks.functions import Function, load_function, user_traceback
 from turnout.playbooks.pathcode import Ownership, own_found, present, read_parent, write
@@ -91,6 +97,10 @@ class Action(Protocol):
         """The action's lines, over the message `_m` and the local `_adjust` (adjustments);
         `frame` writes how it notes changes and ends, and keeps the function's `Ownership`."""
 
+    def fields(self) -> frozenset[str] | None:
+        """The top-level fields of the message the action's code reads or writes (None: it
+        may touch any, as a function does)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Rule:
@@ -99,6 +109,18 @@ class Rule:
     types: frozenset[str] | None  # the call types `when` allows (None: any)
     when: Expression | None  # the rest of `when` (None: nothing more to test)
     actions: tuple[Action, ...]
+
+    def fields(self) -> frozenset[str] | None:
+        """The top-level fields the rule's condition and actions read or write (None: any)."""
+        found = {"type"} if self.types is not None else set()
+        if self.when is not None:
+            found |= fields_read(self.when)
+        for action in self.actions:
+            touched = action.fields()
+            if touched is None:
+                return None
+            found |= touched
+        return frozenset(found)
 
     def emit(self, source: Source, frame: Frame, *, once: bool) -> None:
         """The rule's lines: its condition, then its actions in order. `once`: this code runs at
@@ -334,6 +356,9 @@ class _Builder:
 class _Drop:
     reason: str
 
+    def fields(self) -> frozenset[str]:
+        return frozenset()
+
     def emit(self, source: Source, frame: Frame) -> None:
         frame.drop(source, source.name(self.reason))
 
@@ -342,6 +367,9 @@ class _Drop:
 class _RenameEvent:
     value: str
     prefix: str
+
+    def fields(self) -> frozenset[str]:
+        return frozenset(("event", "type"))  # the adjustment names the type
 
     def emit(self, source: Source, frame: Frame) -> None:
         with source.block('if isinstance(_m.get("event"), str)'):
@@ -364,6 +392,9 @@ class _Set:
     items: tuple[tuple[Path, Any, bool], ...]  # path, constant, whether it must be copied
     prefix: str
 
+    def fields(self) -> frozenset[str]:
+        return _first_keys(path for path, _, _ in self.items)
+
     def emit(self, source: Source, frame: Frame) -> None:
         for path, constant, mutable in self.items:
             value = source.name(constant)
@@ -382,6 +413,9 @@ class _CopyOrMove:
     pairs: tuple[tuple[Path, Path], ...]  # target, source
     move: bool
     prefix: str
+
+    def fields(self) -> frozenset[str]:
+        return _first_keys(path for pair in self.pairs for path in pair)
 
     def emit(self, source: Source, frame: Frame) -> None:
         verb = "move" if self.move else "copy"
@@ -441,6 +475,9 @@ def _remove_found(source: Source, frame: Frame, path: Path) -> None:
 @dataclass(frozen=True, slots=True)
 class _Remove:
     paths: tuple[Path, ...]
+
+    def fields(self) -> frozenset[str]:
+        return _first_keys(self.paths)
 
     def emit(self, source: Source, frame: Frame) -> None:
         for path in self.paths:
@@ -528,6 +565,9 @@ class _Keep:
     allow: tuple[tuple[Path, Callable[[dict[str, Any]], list[Any]], frozenset[str] | None], ...]
     prefix: str
 
+    def fields(self) -> frozenset[str]:
+        return _first_keys(path for path, _, _ in self.allow)
+
     def emit(self, source: Source, frame: Frame) -> None:
         for path, unlisted, exact in self.allow:
             why = source.name(f"{self.prefix}keep {path.text}: ")
@@ -552,6 +592,9 @@ class _Keep:
 class _Transform:
     items: tuple[tuple[Path, tuple[Transform, ...], str], ...]  # path, transforms, their names
     prefix: str
+
+    def fields(self) -> frozenset[str]:
+        return _first_keys(path for path, _, _ in self.items)
 
     def emit(self, source: Source, frame: Frame) -> None:
         for path, transforms, names in self.items:
@@ -585,6 +628,9 @@ class _Sample:
     threshold: int
     reason: str
 
+    def fields(self) -> frozenset[str]:
+        return frozenset(("userId", "anonymousId"))  # what `bucket` reads
+
     def emit(self, source: Source, frame: Frame) -> None:
         salt, threshold = source.name(self.salt), source.name(self.threshold)
         with source.block(f"if _bucket(_m, {salt}) >= {threshold}"):
@@ -596,8 +642,17 @@ class _Function:
     step: Step
     number: int
 
+    def fields(self) -> None:
+        return None  # the function is handed the whole message
+
     def emit(self, source: Source, frame: Frame) -> None:
         frame.function(source, source.name(self.step, "function"), self.number)
+
+
+def _first_keys(paths: Iterable[Path]) -> frozenset[str]:
+    """The top-level fields under `paths` (a pattern of top-level keys is refused when the
+    playbook is compiled, so each path names its field)."""
+    return frozenset(path.keys[0] for path in paths)
 
 
 def bucket(message: dict[str, Any], salt: bytes) -> int:
