@@ -137,3 +137,19 @@ def test_a_helper_read_by_name_stops_the_generated_code() -> None:
     sneaky._lines.append("def g(x):\n    return _helper(x)")  # written past the pattern
     with pytest.raises(ValueError, match=r"generated code reads \['_helper'\] by name"):
         sneaky.function("g")
+
+
+def test_patterns_answer_alike_past_the_remembered_sets_of_keys() -> None:
+    """A pattern's matches are remembered per set of keys, up to a bound: calls with hundreds of
+    different sets of keys, each seen twice, all lose exactly their matching keys."""
+    playbook = Playbook.compile([{"remove": ["properties.internal_*", "traits.*_tmp"]}])
+    for round_ in range(2):
+        for number in range(300):
+            properties = {f"k{number}": 1, f"internal_{number}": 2, "internal_": 3, "x": 4}
+            traits = {"a_tmp": 1, f"b{number}": 2}
+            message = track(properties=properties, traits=traits)
+            shaped = playbook.apply(message)
+            assert shaped.messages == [
+                track(properties={f"k{number}": 1, "x": 4}, traits={f"b{number}": 2})
+            ], (round_, number)
+            assert message == track(properties=properties, traits=traits)  # input untouched

@@ -37,7 +37,6 @@ from turnout.playbooks.paths import (
     Path,
     describe,
     glob_matcher,
-    glob_shape,
     parse_path,
 )
 from turnout.playbooks.transforms import Transform, compile_transform
@@ -510,31 +509,33 @@ class _Remove:
 
 
 def _select_keys(source: Source, path: Path) -> None:
-    """Lines leaving in `_d` the keys of the object `_x` that the last key of `path` (a
-    pattern) matches, as `path.glob(_x)` gives them (None for none): the usual shapes of
-    pattern are tested inline, with no call per key."""
-    assert path.pattern is not None
-    kind, body = glob_shape(path.pattern)
-    if kind == "prefix":
-        _collect(source, f"_k.__class__ is str and _k.startswith({source.name(body)})")
-    elif kind == "suffix":
-        _collect(source, f"_k.__class__ is str and _k.endswith({source.name(body)})")
-    elif kind == "infix":
-        _collect(source, f"_k.__class__ is str and {source.name(body)} in _k")
-    else:
-        source.line(f"_d = {source.name(path.glob, 'glob')}(_x)")
+    """A line leaving in `_d` the keys of the object `_x` that the last key of `path` (a
+    pattern) matches, as `path.glob(_x)` gives them, looked up by the object's keys."""
+    assert path.glob is not None
+    source.line(f"_d = {source.name(_KeyMatches(path.glob), 'matches')}[tuple(_x)]")
 
 
-def _collect(source: Source, test: str) -> None:
-    """Lines leaving in `_d` the keys `_k` of `_x`, in order, for which `test` holds: a list,
-    or None when there are none. (A loop of specialised bytecode costs less here than a
-    comprehension, a `filter` or a regex: measured with the playbook bench's messages.)"""
-    source.line("_d = None")
-    with source.block("for _k in _x"), source.block(f"if {test}"):
-        with source.block("if _d is None"):
-            source.line("_d = [_k]")
-        with source.block("else"):
-            source.line("_d.append(_k)")
+class _KeyMatches(dict[tuple[Any, ...], list[Any]]):
+    """The keys of an object that a pattern matches, by the object's keys in order. Calls of one
+    kind carry the same keys again and again, so the pattern is tested once per set of keys,
+    not once per key of every call. Bounded: a set of keys past the first `_KEY_SETS`, or of
+    more than `_KEYS_CACHED` keys, is matched each time. The lists are shared: read only."""
+
+    __slots__ = ("_select",)
+
+    def __init__(self, select: Callable[[Any], list[Any]]) -> None:
+        super().__init__()
+        self._select = select
+
+    def __missing__(self, keys: tuple[Any, ...]) -> list[Any]:
+        found = self._select(keys)
+        if len(self) < _KEY_SETS and len(keys) <= _KEYS_CACHED:
+            self[keys] = found
+        return found
+
+
+_KEY_SETS: Final = 128
+_KEYS_CACHED: Final = 64
 
 
 def _own_object(source: Source, ownership: Ownership, path: Path, *, whole: bool) -> None:
