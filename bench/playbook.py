@@ -6,8 +6,9 @@ internal traffic, hash and remove PII, rename e-commerce events, rename traits, 
 remove internal properties, sample a noisy event, an allowlist of traits) and needs `marketing`
 consent, which every message grants. No rule drops a message of the workload, so every message
 is mapped in both runs and the ratio is the cost of shaping alone. Per message, the shaped path
-is what a lane does (delivery/shaping.py): `Playbook.shape`, then `as_message` back to a
-`Message` when the playbook changed it, then `map_message`. No pass/fail: it prints figures.
+is what a lane does, `delivery.shaping.shape_and_map`: `Playbook.shape`, then `as_message`
+back to a `Message` when the playbook changed it, then the destination's `map`; without a
+playbook a lane calls the destination's `map` alone. No pass/fail: it prints figures.
 
 Two ways of handing the messages over, each printed: as a lane meets them (a lane decodes each
 stored call just before it shapes and maps it, so the call is in the processor's caches; here
@@ -34,11 +35,13 @@ from typing import Any
 
 import msgspec
 
-from turnout.destinations.customerio.mapping import map_message
+from turnout.delivery.shaping import shape_and_map
 from turnout.destinations.customerio.settings import CustomerIOSettings
-from turnout.playbooks import Playbook, as_dict, as_message
+from turnout.destinations.registry import get
+from turnout.playbooks import Playbook
 from turnout.spec.message import Message, decode, encode
 
+CUSTOMERIO = get("customerio")
 SETTINGS = CustomerIOSettings(site_id="bench-site", api_key="bench-key")
 
 RULES: list[dict[str, Any]] = [
@@ -109,23 +112,21 @@ Run = Callable[[list[Message]], int]
 
 
 def plain(messages: list[Message]) -> int:
+    """What a lane without a playbook does with each call."""
     operations = 0
     for message in messages:
-        operations += len(map_message(message, SETTINGS).operations)
+        operations += len(CUSTOMERIO.map(message, SETTINGS).operations)
     return operations
 
 
-def shaped(playbook: Playbook, lane: bool = True) -> Run:
-    """The shaped path: `Playbook.shape`, as a lane runs it, or (`lane` False) the dict API
-    `apply(as_dict(message))`, which builds every field of the call."""
+def shaped(playbook: Playbook) -> Run:
+    """What a lane with a playbook does with each call (`shape_and_map`)."""
 
     def run(messages: list[Message]) -> int:
         operations = 0
         for message in messages:
-            outcome = playbook.shape(message) if lane else playbook.apply(as_dict(message))
-            for out in outcome.messages:
-                typed = as_message(out, message, outcome.fields) if outcome.changed else message
-                operations += len(map_message(typed, SETTINGS).operations)
+            result = shape_and_map(playbook, CUSTOMERIO, SETTINGS, message).result
+            operations += len(result.operations)
         return operations
 
     return run
@@ -204,7 +205,6 @@ def main() -> None:
         lambda run: cold_seconds(run, messages),
         {
             "playbook + Customer.io mapping": with_playbook,
-            "  the same by apply(as_dict(call))": shaped(playbook, lane=False),
             "playbook alone (shape)": lambda batch: sum(
                 len(playbook.shape(m).messages) for m in batch
             ),

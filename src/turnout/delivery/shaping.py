@@ -59,13 +59,15 @@ def shape_and_map(
     if shaped.filtered is not None or not shaped.messages:
         reason = shaped.filtered or "playbook: no message left to deliver"
         return Shaping(MapResult(filtered=reason), shaped)
-    split = len(shaped.messages) > 1
+    if len(shaped.messages) == 1:
+        return _one(shaped, destination, settings, message)
     operations: list[Any] = []
     adjustments = list(shaped.adjustments)
     filtered: list[str] = []
     outputs: list[Message] = []
+    count = len(shaped.messages)
     for index, out in enumerate(shaped.messages, 1):
-        where = f"split message {index} of {len(shaped.messages)}: " if split else ""
+        where = f"split message {index} of {count}: "
         try:
             typed = as_message(out, message, shaped.fields) if shaped.changed else message
         except msgspec.ValidationError as exc:
@@ -84,3 +86,25 @@ def shape_and_map(
         return Shaping(MapResult(filtered=filtered[0], adjustments=adjustments), shaped, outputs)
     adjustments.extend(f"{reason} (one of the split messages)" for reason in filtered)
     return Shaping(MapResult(operations=operations, adjustments=adjustments), shaped, outputs)
+
+
+def _one(shaped: Shaped, destination: Destination, settings: Any, message: Message) -> Shaping:
+    """The usual case, one message out, without the bookkeeping of a split: when the playbook
+    noted nothing, the destination's own result is the outcome."""
+    try:
+        typed = (
+            as_message(shaped.messages[0], message, shaped.fields) if shaped.changed else message
+        )
+    except msgspec.ValidationError as exc:
+        reason = f"the playbook made the call invalid: {exc}"
+        return Shaping(MapResult(rejected=reason), shaped, [])
+    mapped = destination.map(typed, settings)
+    if mapped.rejected is not None:
+        return Shaping(MapResult(rejected=mapped.rejected), shaped, [typed])
+    if mapped.filtered is not None:
+        result = MapResult(filtered=mapped.filtered, adjustments=list(shaped.adjustments))
+        return Shaping(result, shaped, [typed])
+    if shaped.adjustments:
+        adjustments = [*shaped.adjustments, *mapped.adjustments]
+        mapped = MapResult(operations=mapped.operations, adjustments=adjustments)
+    return Shaping(mapped, shaped, [typed])
