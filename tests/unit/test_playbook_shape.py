@@ -150,3 +150,21 @@ def test_each_action_has_its_fields_built(rule: dict[str, Any]) -> None:
     shaped = assert_same(Playbook.compile([rule]), MESSAGE)
     assert shaped.changed
     assert typed(shaped, MESSAGE) != [MESSAGE]
+
+
+def test_a_defect_writing_the_code_costs_the_call_at_hand_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    playbook = Playbook.compile([{"rename_event": "Seen"}])
+    generate = Playbook._generate_shape
+
+    def broken(self: Playbook) -> Any:
+        raise RuntimeError("cannot write")
+
+    monkeypatch.setattr(Playbook, "_generate_shape", broken)
+    failed = playbook.shape(MESSAGE)
+    assert failed.messages == [] and failed.error is not None
+    assert failed.error.startswith("playbook engine error:\nTraceback")
+    assert failed.error.endswith("RuntimeError: cannot write\n")
+    monkeypatch.setattr(Playbook, "_generate_shape", generate)
+    assert assert_same(playbook, MESSAGE).messages[0]["event"] == "Seen"

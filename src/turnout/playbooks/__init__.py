@@ -28,6 +28,9 @@ in JSON (a list of objects):
         typed = as_message(out, message, shaped.fields) if shaped.changed else message
         # msgspec.ValidationError ("... - at `$.userId`"): the playbook made it invalid
 
+    shaped = playbook.shape(message)   # the same from the typed Message, as lanes call it:
+                                       # its dicts hold only the fields the rules touch
+
     describe_diff(old_rules, new_rules)   # unified diff of the two as canonical TOML
     canonical_toml(rules)                 # one playbook's canonical TOML
 

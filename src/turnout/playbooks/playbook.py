@@ -138,21 +138,23 @@ class Playbook:
 
     def _generate_and_shape(self, message: Message) -> Shaped:
         """`shape` until the first call has generated it."""
-        try:
-            shape = self._generate_shape()
-        except Exception:  # a defect of the engine must cost one message, not the lane
-            return _engine_error()
-        self.shape = shape
-        return shape(message)
+        return self._generated("shape", self._generate_shape)(message)
 
     def _generate_and_apply(self, message: dict[str, Any]) -> Shaped:
         """`apply` until the first call has generated it."""
+        return self._generated("apply", self._generate)(message)
+
+    def _generated(self, attribute: str, generate: Callable[[], Callable[[Any], Shaped]]
+                   ) -> Callable[[Any], Shaped]:  # fmt: skip
+        """The function `generate` writes, kept as `attribute` for every later call; a defect of
+        the engine costs the message at hand, not the lane (the next call tries again)."""
         try:
-            shape = self._generate()
-        except Exception:  # a defect of the engine must cost one message, not the lane
-            return _engine_error()
-        self.apply = shape
-        return shape(message)
+            function = generate()
+        except Exception:
+            error = _engine_error()
+            return lambda _: error
+        setattr(self, attribute, function)
+        return function
 
     def _plan(self, kind: Any) -> tuple[int, ...]:
         """The numbers of the rules whose conditions allow calls of type `kind`."""
