@@ -1,10 +1,26 @@
-"""Fixtures shared by the playbook tests."""
+"""Fixtures shared by unit tests: a real SQLite state store, and the functions fuzzed
+playbooks may name."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
+
+from turnout.store.secrets import SecretBox
+from turnout.store.sqlite import Store
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """An empty state store in its own file, with a fresh secret key."""
+    made = Store(tmp_path / "store.db", SecretBox(Fernet.generate_key()), lambda _: frozenset())
+    await made.start()
+    yield made
+    await made.close()
+
 
 # The functions the fuzzed playbooks may name (`function = "playbook_functions.py:split"`).
 FUNCTIONS = '''

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
@@ -29,7 +28,6 @@ from turnout.log.base import NewEntry
 from turnout.log.sqlite import SQLiteLog
 from turnout.spec.message import Message, encode
 from turnout.store.models import Connection, Fate
-from turnout.store.secrets import SecretBox
 from turnout.store.sqlite import Store
 from turnout.tap import Tap
 
@@ -43,14 +41,6 @@ def emulator() -> Iterator[CustomerIOEmulator]:
 @pytest.fixture
 async def log(tmp_path: Path) -> AsyncIterator[SQLiteLog]:
     made = SQLiteLog(tmp_path / "log.db", synchronous="OFF")
-    await made.start()
-    yield made
-    await made.close()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    made = Store(tmp_path / "store.db", SecretBox(Fernet.generate_key()), lambda _: frozenset())
     await made.start()
     yield made
     await made.close()

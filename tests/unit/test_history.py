@@ -20,7 +20,6 @@ from turnout.log.base import EventLog, NewEntry
 from turnout.log.sqlite import SQLiteLog
 from turnout.spec.message import Message, encode
 from turnout.store.models import DeliveryRecord, Fate
-from turnout.store.secrets import SecretBox
 from turnout.store.sqlite import Store
 
 
@@ -43,16 +42,6 @@ async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
         await nats_log.js.delete_stream(stream)
         await nats_log.js.delete_key_value(f"{stream}-positions")
         await nats_log.close()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    from cryptography.fernet import Fernet
-
-    made = Store(tmp_path / "store.db", SecretBox(Fernet.generate_key()), lambda _: frozenset())
-    await made.start()
-    yield made
-    await made.close()
 
 
 def call(index: int, user: str | None, anonymous: str | None = None, **fields: Any) -> NewEntry:
