@@ -146,7 +146,8 @@ def test_connect_customerio_watch_events_fix_credentials_and_replay(
         what="the reason in the failure table",
     )
     expect(page.locator("table.reasons")).to_contain_text("credentials rejected")
-    expect(page.locator("[data-stat=retrying] .value")).to_have_text("1")
+    # The held call's retrying fate is stored a moment after the failure is: reload until then.
+    reload_until(page, "[data-stat=retrying] .value", "1")
     shoot(page, "07-credentials-rejected")
 
     # Fix the key in the form: the stored key is never shown; Save restarts delivery at once.
