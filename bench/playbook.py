@@ -6,9 +6,9 @@ internal traffic, hash and remove PII, rename e-commerce events, rename traits, 
 remove internal properties, sample a noisy event, an allowlist of traits) and needs `marketing`
 consent, which every message grants. No rule drops a message of the workload, so every message
 is mapped in both runs and the ratio is the cost of shaping alone. Per message, the shaped path
-is what a lane does, `delivery.shaping.shape_and_map`: `Playbook.shape`, then `as_message`
-back to a `Message` when the playbook changed it, then the destination's `map`; without a
-playbook a lane calls the destination's `map` alone. No pass/fail: it prints figures.
+is what a lane does, `delivery.shaping.map_shaped`: `Playbook.shape`, which hands back the
+typed `Message` (the changed fields replaced in a copy), then the destination's `map`; without
+a playbook a lane calls the destination's `map` alone. No pass/fail: it prints figures.
 
 Two ways of handing the messages over, each printed: as a lane meets them (a lane decodes each
 stored call just before it shapes and maps it, so the call is in the processor's caches; here
@@ -35,7 +35,7 @@ from typing import Any
 
 import msgspec
 
-from turnout.delivery.shaping import shape_and_map
+from turnout.delivery.shaping import map_shaped
 from turnout.destinations.customerio.settings import CustomerIOSettings
 from turnout.destinations.registry import get
 from turnout.playbooks import Playbook
@@ -120,12 +120,12 @@ def plain(messages: list[Message]) -> int:
 
 
 def shaped(playbook: Playbook) -> Run:
-    """What a lane with a playbook does with each call (`shape_and_map`)."""
+    """What a lane with a playbook does with each call (`map_shaped`)."""
 
     def run(messages: list[Message]) -> int:
         operations = 0
         for message in messages:
-            result = shape_and_map(playbook, CUSTOMERIO, SETTINGS, message).result
+            result = map_shaped(playbook, CUSTOMERIO, SETTINGS, message)
             operations += len(result.operations)
         return operations
 

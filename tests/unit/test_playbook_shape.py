@@ -38,6 +38,15 @@ def assert_same(playbook: Playbook, message: Message) -> Shaped:
     assert shaped.changed == whole.changed
     assert shaped.fields == whole.fields
     assert typed(shaped, message) == typed(whole, message)
+    assert whole.typed is None  # `apply` has no typed message to start from
+    if shaped.fields is not None and len(shaped.messages) == 1:
+        # `shape` made the typed message itself, exactly when the conversion succeeds.
+        [expected] = typed(whole, message)
+        assert shaped.typed == (expected if isinstance(expected, Message) else None)
+        if not shaped.changed:
+            assert shaped.typed is message
+    else:  # filtered, failed, or a function ran: the lane converts (or has nothing to)
+        assert shaped.typed is None
     return shaped
 
 

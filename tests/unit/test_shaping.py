@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from turnout.delivery.shaping import shape_and_map
+from turnout.delivery.shaping import map_shaped, shape_and_map
 from turnout.destinations.base import MapResult
 from turnout.destinations.customerio.settings import CustomerIOSettings
 from turnout.destinations.registry import get
@@ -31,8 +31,11 @@ def call(**fields: Any) -> Message:
 
 
 def run(rules: list[dict[str, Any]], message: Message, **options: Any) -> MapResult:
+    """The outcome, which the lane's `map_shaped` and the preview's `shape_and_map` agree on."""
     playbook = Playbook.compile(rules, **options)
-    return shape_and_map(playbook, CUSTOMERIO, SETTINGS, message).result
+    result = map_shaped(playbook, CUSTOMERIO, SETTINGS, message)
+    assert shape_and_map(playbook, CUSTOMERIO, SETTINGS, message).result == result
+    return result
 
 
 def test_unchanged_call_is_what_the_destination_makes_of_it() -> None:
@@ -87,3 +90,19 @@ def test_split_calls_are_each_mapped_and_named(tmp_path: Path) -> None:
         adjustments=[f"split message 1 of 2: {first.adjustments[0]}",
                      f"split message 2 of 2: {second.adjustments[0]}"],
     )  # fmt: skip
+
+
+def test_a_call_the_destination_rejects_is_rejected_with_its_reason() -> None:
+    message = call(userId="u" * 200)
+    alone = CUSTOMERIO.map(message, SETTINGS)
+    assert alone.rejected is not None
+    result = run([{"transform": {"traits.email": "lower"}}], message)
+    assert result == MapResult(rejected=alone.rejected)
+
+
+def test_one_call_a_function_changed_is_mapped_as_changed(tmp_path: Path) -> None:
+    (tmp_path / "seen.py").write_text(
+        "def seen(message):\n    return dict(message, event='Seen')\n"
+    )
+    result = run([{"function": "seen.py:seen"}], call(), base_dir=tmp_path, allow_functions=True)
+    assert result == CUSTOMERIO.map(call(event="Seen"), SETTINGS)

@@ -33,7 +33,7 @@ from turnout.delivery.backoff import retry_delay
 from turnout.delivery.barrier import Barrier
 from turnout.delivery.outcomes import Outcomes
 from turnout.delivery.probe import CredentialsProbe
-from turnout.delivery.shaping import ActivePlaybook, shape_and_map
+from turnout.delivery.shaping import ActivePlaybook, map_shaped
 from turnout.delivery.work import Extra, HeldKey, Pending
 from turnout.destinations.base import (
     Destination,
@@ -366,7 +366,7 @@ class Lane:
             if playbook is None:
                 mapped = self._destination.map(message, self._settings)
             else:
-                mapped = shape_and_map(playbook, self._destination, self._settings, message).result
+                mapped = map_shaped(playbook, self._destination, self._settings, message)
             message_id = message.message_id
         except Exception as exc:  # a mapping bug must cost one message, not the lane
             logger.exception("lane %s: cannot map message at offset %s", self.name, offset)

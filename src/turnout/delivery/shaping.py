@@ -48,12 +48,31 @@ class Shaping:
     outputs: list[Message] = field(default_factory=list)
 
 
+def map_shaped(
+    playbook: Playbook, destination: Destination, settings: Any, message: Message
+) -> MapResult:
+    """What a lane does with `message`: the `result` of `shape_and_map`, without the record of
+    how it came about, so the usual case (one message out, made typed by `shape`) costs the
+    destination's `map` and little more."""
+    shaped = playbook.shape(message)
+    typed = shaped.typed
+    if typed is not None:
+        return _joined(shaped, destination.map(typed, settings))
+    return _outcome(shaped, destination, settings, message).result
+
+
 def shape_and_map(
     playbook: Playbook, destination: Destination, settings: Any, message: Message
 ) -> Shaping:
     """Apply the playbook to `message`, then map every message it gives; never raises for what
     the playbook does (a destination's own mapping errors propagate, as without a playbook)."""
-    shaped = playbook.shape(message)
+    return _outcome(playbook.shape(message), destination, settings, message)
+
+
+def _outcome(shaped: Shaped, destination: Destination, settings: Any, message: Message) -> Shaping:
+    typed = shaped.typed
+    if typed is not None:  # one message out, typed already
+        return Shaping(_joined(shaped, destination.map(typed, settings)), shaped, [typed])
     if shaped.error is not None:
         return Shaping(MapResult(rejected=shaped.error), shaped)
     if shaped.filtered is not None or not shaped.messages:
@@ -89,8 +108,8 @@ def shape_and_map(
 
 
 def _one(shaped: Shaped, destination: Destination, settings: Any, message: Message) -> Shaping:
-    """The usual case, one message out, without the bookkeeping of a split: when the playbook
-    noted nothing, the destination's own result is the outcome."""
+    """One message out that `shape` did not make typed: a function ran, or a changed value
+    failed its quick check, and `as_message` says why."""
     try:
         typed = (
             as_message(shaped.messages[0], message, shaped.fields) if shaped.changed else message
@@ -98,13 +117,17 @@ def _one(shaped: Shaped, destination: Destination, settings: Any, message: Messa
     except msgspec.ValidationError as exc:
         reason = f"the playbook made the call invalid: {exc}"
         return Shaping(MapResult(rejected=reason), shaped, [])
-    mapped = destination.map(typed, settings)
+    return Shaping(_joined(shaped, destination.map(typed, settings)), shaped, [typed])
+
+
+def _joined(shaped: Shaped, mapped: MapResult) -> MapResult:
+    """The outcome of one message out: the destination's result, after the playbook's
+    adjustments; when the playbook noted nothing, the destination's own result."""
     if mapped.rejected is not None:
-        return Shaping(MapResult(rejected=mapped.rejected), shaped, [typed])
+        return MapResult(rejected=mapped.rejected)
     if mapped.filtered is not None:
-        result = MapResult(filtered=mapped.filtered, adjustments=list(shaped.adjustments))
-        return Shaping(result, shaped, [typed])
+        return MapResult(filtered=mapped.filtered, adjustments=list(shaped.adjustments))
     if shaped.adjustments:
         adjustments = [*shaped.adjustments, *mapped.adjustments]
-        mapped = MapResult(operations=mapped.operations, adjustments=adjustments)
-    return Shaping(mapped, shaped, [typed])
+        return MapResult(operations=mapped.operations, adjustments=adjustments)
+    return mapped

@@ -29,7 +29,8 @@ in JSON (a list of objects):
         # msgspec.ValidationError ("... - at `$.userId`"): the playbook made it invalid
 
     shaped = playbook.shape(message)   # the same from the typed Message, as lanes call it:
-                                       # its dicts hold only the fields the rules touch
+                                       # its dicts hold only the fields the rules touch, and
+    shaped.typed          # the one message out as a Message (None: convert as above)
 
     describe_diff(old_rules, new_rules)   # unified diff of the two as canonical TOML
     canonical_toml(rules)                 # one playbook's canonical TOML

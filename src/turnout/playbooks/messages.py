@@ -111,14 +111,16 @@ def as_message(
             convert = _CONVERTERS.get(fields)  # type: ignore[call-overload]
         except TypeError:  # names in a set or a list
             convert = None
+        if convert is None and fields is not None:
+            convert = _converter(frozenset(fields))
         if convert is not None:
-            return convert(data, original)
-        if fields is not None:
-            return _converter(frozenset(fields))(data, original)
+            typed = convert(data, original)
+            assert typed is not None  # not `quick`: msgspec raised instead
+            return typed
     return msgspec.convert(data, Message)
 
 
-def _converter(fields: frozenset[str]) -> Callable[[dict[str, Any], Message], Message]:
+def _converter(fields: frozenset[str]) -> Callable[[dict[str, Any], Message], Message | None]:
     """The conversion for this set of changed fields, generated once per set of the message's
     fields among them (names that are not a message field are dropped, as a full conversion
     drops them)."""
@@ -133,29 +135,40 @@ def _converter(fields: frozenset[str]) -> Callable[[dict[str, Any], Message], Me
     return convert
 
 
-def _generate_converter(known: frozenset[str]) -> Callable[[dict[str, Any], Message], Message]:
+def quick_converter(fields: frozenset[str]) -> Callable[[dict[str, Any], Message], Message | None]:
+    """`as_message(data, original, fields)` when every changed value passes its quick check,
+    else None (`as_message` then says why): for a caller that has a cheaper way to report."""
+    return _generate_converter(frozenset(fields) & _BY_WIRE_NAME.keys(), quick=True)
+
+
+def _generate_converter(
+    known: frozenset[str], quick: bool = False
+) -> Callable[[dict[str, Any], Message], Message | None]:
     """Each changed field read (a removed one back at its default, a fresh {} for a dict),
     checked quickly against its type, and the original copied with them; any value that fails
-    the quick check sends the whole dict through msgspec, the authority, which says why."""
+    the quick check sends the whole dict through msgspec, the authority, which says why (or,
+    `quick`, gives None)."""
     source = Source({"_ABSENT": _ABSENT, "_convert": msgspec.convert, "_Message": Message,
                      "_replace": msgspec.structs.replace})  # fmt: skip
     changes = []
     with source.block("def convert(data, original)"):
-        if not known:
-            source.line("return original")
         for index, wire_name in enumerate(sorted(known)):
             name, default, info = _BY_WIRE_NAME[wire_name]
             assert name.isidentifier()  # an attribute of Message: the keyword written below
             value = f"_v{index}"
-            source.line(f"{value} = data.get({source.name(wire_name, 'n')}, _ABSENT)")
-            with source.block(f"if {value} is _ABSENT"):  # removed: back to the default
-                fresh = "{}" if type(default) is dict else source.name(default, "d")
-                source.line(f"{value} = {fresh}")
+            key = source.name(wire_name, "n")
+            if default is None:  # removed: back to the default, which `get` gives
+                source.line(f"{value} = data.get({key})")
+            else:
+                source.line(f"{value} = data.get({key}, _ABSENT)")
+                with source.block(f"if {value} is _ABSENT"):
+                    fresh = "{}" if type(default) is dict else source.name(default, "d")
+                    source.line(f"{value} = {fresh}")
             with source.block(f"if not ({_check(info, value, source)})"):
-                source.line("return _convert(data, _Message)")  # raises, naming `$.field`
+                source.line("return None" if quick else "return _convert(data, _Message)")
             changes.append(f"{name}={value}")
-        if known:
-            source.line(f"return _replace(original, {', '.join(changes)})")
+        source.line(f"return _replace(original, {', '.join(changes)})" if changes
+                    else "return original")  # fmt: skip
     return source.function("convert")
 
 
@@ -196,5 +209,5 @@ _BY_WIRE_NAME: Final = _by_wire_name()
 _ABSENT: Final = object()
 # Conversions by the set of fields changed (as given, and as known fields): a playbook changes a
 # handful of sets; the bound only keeps names no message has from growing it.
-_CONVERTERS: dict[frozenset[str], Callable[[dict[str, Any], Message], Message]] = {}
+_CONVERTERS: dict[frozenset[str], Callable[[dict[str, Any], Message], Message | None]] = {}
 _MAX_CONVERTERS: Final = 256

@@ -26,7 +26,7 @@ from turnout.playbooks import conditions, pathcode
 from turnout.playbooks.codegen import Scratch, Source
 from turnout.playbooks.consent import Check, compile_consent
 from turnout.playbooks.errors import PlaybookError
-from turnout.playbooks.messages import emit_as_dict
+from turnout.playbooks.messages import emit_as_dict, quick_converter
 from turnout.playbooks.pathcode import Ownership
 from turnout.playbooks.paths import clone, describe
 from turnout.playbooks.rules import Options, Rule, Run, Step, bucket, compile_rule
@@ -47,6 +47,10 @@ class Shaped(msgspec.Struct):
       untouched, and a caller holding the typed message may deliver that instead.
     - `fields`: the top-level fields changed (`{"properties", "event"}`), None when a function
       ran (it may have changed any): `as_message` checks only these.
+    - `typed`: from `shape`, the one message to deliver as the typed Message: the input itself
+      when nothing changed, else the input with the changed fields replaced (the checks of
+      `as_message` passed). None otherwise (`apply`, a split, or a value that failed a check:
+      `as_message` says why).
 
     A struct rather than a dataclass because the generated code makes one per message: built
     from its fields in order, it costs half of what setting them one by one costs.
@@ -59,6 +63,7 @@ class Shaped(msgspec.Struct):
     error: str | None = None
     changed: bool = False
     fields: frozenset[str] | None = frozenset()
+    typed: Message | None = None
 
 
 class Playbook:
@@ -73,13 +78,13 @@ class Playbook:
     message, the same outcome, except that each dict in `messages` holds only the top-level
     fields the playbook reads or writes for the message's type (all of them when a rule has a
     function). The fields it changed are there, so `as_message(out, message, shaped.fields)`
-    gives the same typed message; it is the dict to read the whole message from that `shape`
-    does not give.
+    gives the same typed message, which `shape` gives already in `typed` (for one message out
+    whose values pass the quick checks).
     """
 
     __slots__ = (
-        "_bits", "_consent", "_continuations", "_fieldsets", "_rules", "apply", "consent",
-        "consent_missing", "rules", "shape",
+        "_bits", "_consent", "_continuations", "_fieldsets", "_rules", "_to_message", "apply",
+        "consent", "consent_missing", "rules", "shape",
     )  # fmt: skip
 
     apply: Callable[[dict[str, Any]], Shaped]
@@ -106,6 +111,7 @@ class Playbook:
         # The bit of each top-level field name the generated code notes a change under.
         self._bits: dict[str, int] = {}
         self._fieldsets = _FieldSets(self._bits)
+        self._to_message = _ToMessage(self._fieldsets)
 
     @classmethod
     def compile(
@@ -213,13 +219,14 @@ class Playbook:
         emit_as_dict(source, "_msg", "_in", None if needed is None else frozenset(needed))
         self._emit_consent(source)
         if not self._rules:
-            _return_shaped(source, "[_in]", "None", "[]", "[]", "None", "False", "_NO_FIELDS")
+            _return_shaped(source, "[_in]", "None", "[]", "[]", "None", "False", "_NO_FIELDS",
+                           typed="_msg")  # fmt: skip
             return
         source.line("_m = dict(_in)")
         source.line("_applied = []")
         source.line("_adjust = []")
         source.line("_fields = 0")
-        self._emit_plan(source, plan)
+        self._emit_plan(source, plan, original="_msg")
 
     def _emit_consent(self, source: Source) -> None:
         """Lines returning the Shaped of a message in `_in` that consent filters."""
@@ -251,8 +258,11 @@ class Playbook:
         with source.block("else") if plans else source.guard(None):
             emit_plan(other)
 
-    def _emit_plan(self, source: Source, plan: tuple[int, ...]) -> None:
-        """The rules of `plan`, written twice (see pathcode.Ownership), then the outcome."""
+    def _emit_plan(self, source: Source, plan: tuple[int, ...], original: str | None = None
+                   ) -> None:  # fmt: skip
+        """The rules of `plan`, written twice (see pathcode.Ownership), then the outcome; given
+        the local holding the typed `original` (in `shape`), the outcome has it as `typed`,
+        with the changed fields replaced."""
         recorder, scratch = Ownership(), Scratch(source.namespace)
         for rule in self._rules:
             if rule.number in plan:
@@ -264,11 +274,12 @@ class Playbook:
             if rule.number in plan:
                 rule.emit(source, frame, once=True)
         with source.block("if _fields"):
+            typed = "None" if original is None else f"_to_message[_fields](_m, {original})"
             _return_shaped(source, "[_m]", "None", "_applied", "_adjust", "None", "True",
-                           "_fieldsets[_fields]")  # fmt: skip
+                           "_fieldsets[_fields]", typed=typed)  # fmt: skip
         # Nothing changed: the caller's own dict, so it may deliver its typed original.
         _return_shaped(source, "[_in]", "None", "_applied", "_adjust", "None", "False",
-                       "_NO_FIELDS")  # fmt: skip
+                       "_NO_FIELDS", typed=original or "None")  # fmt: skip
 
     def _generate_continuation(self, plan: tuple[int, ...]) -> _Continuation:
         """The function shaping one of the messages a function returned with the rules of
@@ -295,6 +306,7 @@ class Playbook:
             **_NAMESPACE,
             "_consent": self._consent,
             "_fieldsets": self._fieldsets,
+            "_to_message": self._to_message,
             "_split": self._split,
             "_continue": self._continue,
         }
@@ -361,6 +373,21 @@ class _FieldSets(dict[int, frozenset[str]]):
         return names
 
 
+class _ToMessage(dict[int, Callable[[dict[str, Any], Message], Message | None]]):
+    """The conversion back to a typed message (`messages.quick_converter`) of each bitmask of
+    changes: only the changed fields are read and checked."""
+
+    __slots__ = ("_fieldsets",)
+
+    def __init__(self, fieldsets: _FieldSets) -> None:
+        super().__init__()
+        self._fieldsets = fieldsets
+
+    def __missing__(self, mask: int) -> Callable[[dict[str, Any], Message], Message | None]:
+        convert = self[mask] = quick_converter(self._fieldsets[mask])
+        return convert
+
+
 class _Frame:
     def __init__(self, bits: dict[str, int], ownership: Ownership) -> None:
         self._bits = bits
@@ -404,10 +431,10 @@ class _Recorded(_Frame):
         source.line("return")
 
 
-def _return_shaped(source: Source, *values: str) -> None:
-    """`return Shaped(*values)`, every field given in order."""
-    assert len(values) == len(Shaped.__struct_fields__)
-    source.line(f"return _Shaped({', '.join(values)})")
+def _return_shaped(source: Source, *values: str, typed: str = "None") -> None:
+    """`return Shaped(*values, typed)`, every field given in order."""
+    assert len(values) + 1 == len(Shaped.__struct_fields__)
+    source.line(f"return _Shaped({', '.join(values)}, {typed})")
 
 
 def _engine_error() -> Shaped:
