@@ -15,8 +15,10 @@ stored call just before it shapes and maps it, so the call is in the processor's
 each batch of 100 is decoded just before, untimed), and all decoded beforehand (then most are
 out of the caches, and whichever step reads a part of a call first pays for fetching it: the
 playbook reads `context` for consent, which the mapping of a track call never reads). The
-runs alternate in rounds and each round gives one ratio, so a slow spell of the shared machine
-slows both sides of a ratio; the medians are printed.
+runs take turns batch by batch (100 calls each, every run on its own copy of the batch, the
+order turning from batch to batch), so a slow spell of the shared machine, or a cache warmed by
+the run before, favours none of them; each round over all the calls gives one ratio, and the
+medians are printed.
 
     .venv/bin/python bench/playbook.py                  # 20,000 messages, 7 rounds
     .venv/bin/python bench/playbook.py --messages 50000 --rounds 3
@@ -30,7 +32,7 @@ import cProfile
 import pstats
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -132,42 +134,62 @@ def shaped(playbook: Playbook) -> Run:
     return run
 
 
-def cold_seconds(run: Run, messages: list[Message]) -> float:
-    """CPU seconds for `run` over messages decoded long before: most of them are out of the
-    processor's caches by the time they are read (a harsher case than a lane's)."""
-    start = time.process_time()  # CPU time: other processes on the machine do not count
-    run(messages)
-    return time.process_time() - start
+BATCH = 100
+Batches = Callable[[], Iterator[list[list[Message]]]]
 
 
-def lane_seconds(run: Run, stored: list[bytes], batch: int = 100) -> float:
-    """CPU seconds for `run` over the stored calls as a lane meets them: each batch decoded from
-    its bytes just before it is shaped and mapped (the decoding is not counted)."""
-    spent = 0.0
-    for first in range(0, len(stored), batch):
-        messages = [decode(payload) for payload in stored[first : first + batch]]
-        start = time.process_time()
-        run(messages)
-        spent += time.process_time() - start
+def lane_batches(stored: list[bytes], copies: int) -> Batches:
+    """The stored calls as a lane meets them: each batch decoded from its bytes (once per run,
+    untimed) just before it is shaped and mapped, so it is in the processor's caches."""
+
+    def batches() -> Iterator[list[list[Message]]]:
+        for first in range(0, len(stored), BATCH):
+            payloads = stored[first : first + BATCH]
+            yield [[decode(payload) for payload in payloads] for _ in range(copies)]
+
+    return batches
+
+
+def cold_batches(stored: list[bytes], copies: int) -> Batches:
+    """The calls decoded long before (once per run): most of them are out of the processor's
+    caches by the time they are read, a harsher case than a lane's."""
+    decoded = [[decode(payload) for payload in stored] for _ in range(copies)]
+
+    def batches() -> Iterator[list[list[Message]]]:
+        for first in range(0, len(stored), BATCH):
+            yield [calls[first : first + BATCH] for calls in decoded]
+
+    return batches
+
+
+def one_round(runs: list[Run], batches: Batches) -> list[float]:
+    """CPU seconds each run spends over all the calls, taking turns batch by batch."""
+    spent = [0.0] * len(runs)
+    for number, copies in enumerate(batches()):
+        for turn in range(len(runs)):
+            index = (number + turn) % len(runs)
+            start = time.process_time()  # CPU time: other processes on the machine do not count
+            runs[index](copies[index])
+            spent[index] += time.process_time() - start
     return spent
 
 
-def compare(name: str, seconds: Callable[[Run], float], runs: dict[str, Run], rounds: int,
+def compare(name: str, batches: Callable[[int], Batches], runs: dict[str, Run], rounds: int,
             count: int) -> None:  # fmt: skip
-    """Rounds of the runs in turn; per round the ratio of the shaped run to the mapping alone
-    (the mean of the mapping just before and just after it), so a slower spell of the shared
-    machine slows both sides of each ratio alike. Prints medians."""
+    """Rounds of the runs, the mapping alone first among them; per round the ratio of the
+    shaped run's rate to the mapping's. Prints medians."""
+    runs = {"Customer.io mapping alone": plain, **runs}
+    feed = batches(len(runs))
     rates: dict[str, list[float]] = {each: [] for each in runs}
     ratios = []
     for _ in range(rounds):
-        before = count / seconds(plain)
-        for each, run in runs.items():
-            rates[each].append(count / seconds(run))
-        after = count / seconds(plain)
-        rates.setdefault("Customer.io mapping alone", []).extend((before, after))
-        ratios.append(rates["playbook + Customer.io mapping"][-1] / ((before + after) / 2))
+        seconds = dict(zip(runs, one_round(list(runs.values()), feed), strict=True))
+        for each, spent in seconds.items():
+            rates[each].append(count / spent)
+        ratios.append(seconds["Customer.io mapping alone"]
+                      / seconds["playbook + Customer.io mapping"])  # fmt: skip
     print(f"  {name}")
-    for each in ("Customer.io mapping alone", *runs):
+    for each in runs:
         print(f"    {each:<34} {statistics.median(rates[each]):>10,.0f} messages/s")
     print(f"    {'ratio (playbook + mapping / mapping)':<34} {statistics.median(ratios):>10.2f}"
           f"   (rounds: {min(ratios):.2f} to {max(ratios):.2f})")  # fmt: skip
@@ -195,14 +217,14 @@ def main() -> None:
           f"{args.rounds} rounds")  # fmt: skip
     compare(
         "as a lane meets them (each batch of 100 decoded just before)",
-        lambda run: lane_seconds(run, stored),
+        lambda copies: lane_batches(stored, copies),
         {"playbook + Customer.io mapping": with_playbook},
         args.rounds,
         len(stored),
     )
     compare(
         f"decoded beforehand (all {len(messages):,}, mostly out of the caches)",
-        lambda run: cold_seconds(run, messages),
+        lambda copies: cold_batches(stored, copies),
         {
             "playbook + Customer.io mapping": with_playbook,
             "playbook alone (shape)": lambda batch: sum(
@@ -210,9 +232,8 @@ def main() -> None:
             ),
         },
         args.rounds,
-        len(messages),
+        len(stored),
     )
-
 
 if __name__ == "__main__":
     main()
