@@ -10,7 +10,9 @@ playbook did, so the lane treats a playbook's verdicts exactly like the destinat
 - split into several messages: each is mapped, and their operations are that log message's;
 - adjustments of the playbook come first, then the destination's.
 
-The preview (API, dashboard, CLI) runs the same function, so what it shows is what the lane does.
+A lane calls `map_shaped`, which gives only the outcome; the preview (API, dashboard, CLI) calls
+`shape_and_map`, which also keeps what the playbook made of the call: both run the same code to
+the same outcome, so what the preview shows is what the lane does.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Trying a playbook without sending anything: on stored calls (preview) or on fixtures (test).
 
-Each call goes through exactly what the lane runs (`delivery.shaping.shape_and_map`): the
-playbook, then the destination's mapping. The result says, per call, what it was, what the
+Each call goes through `delivery.shaping.shape_and_map`, whose outcome is exactly the lane's
+(`map_shaped`, the same code without the record of how it came about): the playbook, then the
+destination's mapping. The result says, per call, what it was, what the
 playbook made of it, and what the destination would be sent, or why nothing would be; the
 summary counts what would be delivered, filtered (by which rule) and changed.
 """
