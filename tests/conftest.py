@@ -12,6 +12,7 @@ from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from cluster import Cluster
 from services import services_required, skip_or_fail
 from support import API_KEY, SITE_ID, TurnoutProcess, started_url, write_config
 from turnout.emulators.customerio import (
@@ -73,3 +74,13 @@ def browser() -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, emulator: CustomerIOEmulator) -> Iterator[Cluster]:
+    emulator.configure(record_limit=1_000_000)
+    made = Cluster(tmp_path, emulator)
+    try:
+        yield made
+    finally:
+        made.close()

@@ -14,15 +14,14 @@ import asyncio
 import functools
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_scale_out import PARTITIONS, Cluster, owned_partitions, shared_evenly
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
+from cluster import PARTITIONS, Cluster, owned_partitions, shared_evenly
 from services import POSTGRES_URL, require_nats
 from support import TurnoutProcess, wait_until
 from turnout.emulators.customerio import CustomerIOEmulator
@@ -33,16 +32,6 @@ pytestmark = pytest.mark.services
 # Where the NATS server keeps its files, when it runs on this machine: the stream's files are
 # then searched too (the stored messages are read back through JetStream in any case).
 NATS_STORE_DIR = os.environ.get("TURNOUT_TEST_NATS_STORE_DIR", "")
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, emulator: CustomerIOEmulator) -> Iterator[Cluster]:
-    emulator.configure(record_limit=1_000_000)
-    made = Cluster(tmp_path, emulator)
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 def _three(cluster: Cluster) -> tuple[TurnoutProcess, TurnoutProcess, TurnoutProcess]:

@@ -13,73 +13,18 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from services import create_schema, delete_stream, drop_schema, require_nats, unique
-from support import TurnoutProcess, started_url, wait_until, write_config
+from cluster import Cluster, shared_evenly
+from support import TurnoutProcess, wait_until
 from turnout.emulators.customerio import CustomerIOEmulator
 
 pytestmark = pytest.mark.services
-
-PARTITIONS = 8
-
-
-class Cluster:
-    """The shared services of one test: a stream and buckets of its own, a schema of its own."""
-
-    def __init__(self, tmp_path: Path, emulator: CustomerIOEmulator) -> None:
-        self.tmp_path = tmp_path
-        self.emulator = emulator
-        self.nats_url = require_nats()
-        self.stream = unique("turnout")
-        self.schema, self.pg_url = create_schema("scale_")
-        self.secret_key = Fernet.generate_key().decode()
-        self.processes: list[TurnoutProcess] = []
-
-    def process(
-        self, name: str, role: str, connection: str = "", settings: str = ""
-    ) -> TurnoutProcess:
-        directory = self.tmp_path / name
-        directory.mkdir()
-        config = write_config(
-            directory, started_url(self.emulator), connection=connection, settings=settings
-        )
-        env = {
-            "TURNOUT_ROLE": role,
-            "TURNOUT_SECRET_KEY": self.secret_key,
-            "TURNOUT_LOG_BACKEND": "nats",
-            "TURNOUT_LOG_URL": self.nats_url,
-            "TURNOUT_LOG_STREAM": self.stream,
-            "TURNOUT_LOG_PARTITIONS": str(PARTITIONS),
-            "TURNOUT_STORE_URL": self.pg_url,
-        }
-        process = TurnoutProcess(config, env=env)
-        self.processes.append(process)
-        return process.start(timeout=40)
-
-    def close(self) -> None:
-        for process in self.processes:
-            process.stop()
-        delete_stream(self.stream)
-        drop_schema(self.schema)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, emulator: CustomerIOEmulator) -> Iterator[Cluster]:
-    emulator.configure(record_limit=1_000_000)
-    made = Cluster(tmp_path, emulator)
-    try:
-        yield made
-    finally:
-        made.close()
-
 
 class Load:
     """Posts numbered events for many people, alternating between the ingesting processes."""
@@ -129,18 +74,6 @@ def delivered(emulator: CustomerIOEmulator, person: str) -> list[int]:
     if not found:
         return []
     return [int(a.name.split()[1]) for a in found.activity if a.type == "event"]
-
-
-def owned_partitions(process: TurnoutProcess) -> set[int]:
-    """The partitions whose lanes run in `process`, as its connection status reports them."""
-    detail = process.api("GET", "/connections/cio").json()["status"]["detail"]
-    owned = detail.rsplit("partitions owned here: ", 1)[-1]
-    return set() if owned == "none" else {int(p) for p in owned.split(",")}
-
-
-def shared_evenly(one: TurnoutProcess, two: TurnoutProcess) -> bool:
-    first, second = owned_partitions(one), owned_partitions(two)
-    return first | second == set(range(PARTITIONS)) and len(first) == len(second)
 
 
 # The connection's limits in the kill test: what a killed process may have sent without
