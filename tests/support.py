@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import inspect
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -163,4 +165,21 @@ def wait_until(check: Callable[[], Any], timeout: float = 15.0, what: str = "con
         if last:
             return last
         time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what} (last value: {last!r})")
+
+
+async def until(
+    check: Callable[[], Any | Awaitable[Any]], timeout: float = 15.0, what: str = "condition"
+) -> Any:
+    """`wait_until` inside a test's event loop: `check` may be a coroutine function, and the
+    loop goes on running while it waits."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what} (last value: {last!r})")

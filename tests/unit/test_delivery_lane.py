@@ -5,11 +5,10 @@ refused connection is probed until it works again."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from support import API_KEY, SITE_ID, started_url
+from support import API_KEY, SITE_ID, started_url, until
 from turnout.config import DeliveryConfig
 from turnout.delivery.gate import RateGate
 from turnout.delivery.lane import Lane
@@ -89,17 +88,6 @@ def call(index: int, user: str) -> NewEntry:
     return NewEntry("web", message.person_key, encode(message))
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what} (last value: {last!r})")
-
-
 async def test_a_replayed_dead_letter_never_holds_the_position_and_is_recorded_where_it_was(
     lane: Lane, log: SQLiteLog, store: Store, emulator: CustomerIOEmulator
 ) -> None:
@@ -111,7 +99,7 @@ async def test_a_replayed_dead_letter_never_holds_the_position_and_is_recorded_w
         letters = await store.dead_letters("cio")
         return letters if len(letters) == 1 else None
 
-    [letter] = await until(the_letter, "ada's call dead-lettered")
+    [letter] = await until(the_letter, what="ada's call dead-lettered")
     assert (letter.offset, letter.message_id) == (1, "m-1")
 
     emulator.faults.fail_for(3600, status=503, path_prefix=ada)  # ada's calls fail a while
@@ -123,7 +111,7 @@ async def test_a_replayed_dead_letter_never_holds_the_position_and_is_recorded_w
         fates = [r.fate for r in await store.trace("m-1")]
         return (status.position, status.held, fates) == (2, 1, [Fate.RETRYING])
 
-    await until(bob_delivered_past_the_replay, "the position past bob's call, the replay held")
+    await until(bob_delivered_past_the_replay, what="the position past bob's call, the replay held")
 
     emulator.faults.clear()
 
@@ -131,13 +119,13 @@ async def test_a_replayed_dead_letter_never_holds_the_position_and_is_recorded_w
         records = await store.trace("m-1")
         return records if records and records[0].fate is Fate.DELIVERED else None
 
-    [record] = await until(replay_delivered, "the replay delivered")
+    [record] = await until(replay_delivered, what="the replay delivered")
     assert (record.offset, record.person) == (1, "ada")
     # The letter is marked replayed in the same flush, just after the fate is written.
     async def letter_marked() -> bool:
         return await store.dead_letters("cio") == []
 
-    await until(letter_marked, "the letter marked replayed")
+    await until(letter_marked, what="the letter marked replayed")
     assert len(await store.dead_letters("cio", include_replayed=True)) == 1
     person = emulator.state.person("ada")
     assert person is not None and [a.name for a in person.activity] == ["E1"]

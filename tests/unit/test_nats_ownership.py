@@ -17,6 +17,7 @@ from nats.js.kv import KeyValue
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from services import require_nats, unique
+from support import until
 from turnout.config import LogConfig
 from turnout.log.nats import NATSLog
 from turnout.log.nats_ownership import Ownership
@@ -78,15 +79,6 @@ class Member:
         await self.ownership.start()
         _started.append(self)
         return self
-
-
-async def until(check: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(check) and check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 async def test_members_share_partitions_and_never_overlap(nlog: NATSLog) -> None:
