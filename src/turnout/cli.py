@@ -10,6 +10,8 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -64,6 +66,31 @@ def _service(loaded: Config) -> Turnout:
     except ConfigError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
+
+
+@asynccontextmanager
+async def opened(loaded: Config, *, log: bool = False) -> AsyncIterator[Turnout | None]:
+    """The configuration's store, and with `log` its log too, opened for a command that may run
+    beside a server on the same files; None (with `log`) when Turnout never ran here, so
+    nothing is kept. The SQLite log is read without being started: starting would run a writer
+    and checkpoints beside the server's, and reading needs neither."""
+    from turnout.log.sqlite import SQLiteLog
+
+    service = _service(loaded)
+    if log and isinstance(service.log, SQLiteLog) and not service.log.path.exists():
+        yield None
+        return
+    await service.store.start()
+    try:
+        if log and isinstance(service.log, SQLiteLog):
+            await service.log.open_to_read()
+        elif log:
+            await service.log.start()
+        yield service
+    finally:
+        if log:
+            await service.log.close()
+        await service.store.close()
 
 
 @app.command()
@@ -307,12 +334,9 @@ def trace(
     assert message_id is not None
 
     async def look() -> list[Any]:
-        service = _service(loaded)
-        await service.store.start()
-        try:
+        async with opened(loaded) as service:
+            assert service is not None
             return await service.services.messages.deliveries(message_id)
-        finally:
-            await service.store.close()
 
     records = asyncio.run(look())
     if not records:
@@ -330,25 +354,14 @@ def trace(
 
 
 def _trace_person(loaded: Config, identity: Identity, value: str, after: int, limit: int) -> None:
-    """Every call of one person the log keeps, oldest first, each with its fate per connection.
-
-    The SQLite log is read without being started: starting would run a writer and checkpoints
-    beside those of a server running on the same files, and reading needs neither."""
+    """Every call of one person the log keeps, oldest first, each with its fate per connection."""
     from turnout.history import PersonCalls, call_label
-    from turnout.log.sqlite import SQLiteLog
 
     async def look() -> PersonCalls:
-        service = _service(loaded)
-        if isinstance(service.log, SQLiteLog) and not service.log.path.exists():
-            return PersonCalls(identity, value, [], None)  # Turnout never ran here: nothing kept
-        await service.store.start()
-        if not isinstance(service.log, SQLiteLog):
-            await service.log.start()
-        try:
+        async with opened(loaded, log=True) as service:
+            if service is None:
+                return PersonCalls(identity, value, [], None)
             return await service.services.messages.person(identity, value, after=after, limit=limit)
-        finally:
-            await service.log.close()
-            await service.store.close()
 
     found = asyncio.run(look())
     flag = "--user" if identity == "userId" else "--anonymous-id"
@@ -388,19 +401,17 @@ def check_connection(
     loaded = _load(config, data_dir)
 
     async def check() -> Any:
-        service = _service(loaded)
-        await service.store.start()
-        try:
-            await service._apply_file_config()
-            return await service.services.connections.check_saved(name, CHECK_TIMEOUT)
-        except ManagementError:  # the one it raises: no such connection
-            typer.secho(f"error: no connection named {name!r}", fg="red", err=True)
-            raise typer.Exit(2) from None
-        except (SettingsError, UnknownDestination) as exc:
-            typer.secho(f"error: connection {name!r}: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from None
-        finally:
-            await service.store.close()
+        async with opened(loaded) as service:
+            assert service is not None
+            try:
+                await service._apply_file_config()
+                return await service.services.connections.check_saved(name, CHECK_TIMEOUT)
+            except ManagementError:  # the one it raises: no such connection
+                typer.secho(f"error: no connection named {name!r}", fg="red", err=True)
+                raise typer.Exit(2) from None
+            except (SettingsError, UnknownDestination) as exc:
+                typer.secho(f"error: connection {name!r}: {exc}", fg="red", err=True)
+                raise typer.Exit(2) from None
 
     result = asyncio.run(check())
     colour = "green" if result.ok else "red"

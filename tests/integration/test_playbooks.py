@@ -371,6 +371,23 @@ def test_the_cli_runs_fixtures_and_compares_expected_results(
     assert (none.returncode, none.stderr) == (2, f"error: no *.json fixtures in {empty}\n")
 
 
+def test_the_cli_reads_nothing_and_writes_nothing_where_turnout_never_ran(
+    tmp_path: Path, emulator: CustomerIOEmulator
+) -> None:
+    config = _config(tmp_path, emulator, PLAYBOOK)
+    shown = _cli("preview", "cio", "--config", str(config))
+    assert (shown.returncode, shown.stdout, shown.stderr) == (
+        1, "no stored call of cio's sources is kept\n", ""
+    )  # fmt: skip
+    traced = subprocess.run(
+        [sys.executable, "-m", "turnout", "trace", "--user", "u1", "--config", str(config)],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "CIO_API_KEY": API_KEY},
+    )  # fmt: skip
+    assert (traced.returncode, traced.stdout) == (1, "no call with userId u1 is kept\n")
+    assert not (tmp_path / "data" / "log.db").exists()
+
+
 def test_the_cli_previews_the_file_playbook_over_stored_calls(
     tmp_path: Path, emulator: CustomerIOEmulator
 ) -> None:

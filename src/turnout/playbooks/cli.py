@@ -143,17 +143,14 @@ async def _target(loaded: Config, name: str) -> Target:
 
 
 async def _stored(loaded: Config, name: str) -> tuple[str, dict[str, Any], list[str], Playbook]:
-    from turnout.cli import _service
+    from turnout.cli import opened
     from turnout.playbooks import Playbook, PlaybookError
     from turnout.playbooks.revisions import compile_revision
 
-    service = _service(loaded)
-    await service.store.start()
-    try:
+    async with opened(loaded) as service:
+        assert service is not None
         connection = await service.store.get_connection(name)
         revision = await service.store.playbook_revision(name)
-    finally:
-        await service.store.close()
     if connection is None:
         _fail(f"no connection named {name!r}", 2)
     try:
@@ -225,27 +222,17 @@ def _lines(value: Any) -> list[str]:
 
 
 async def _preview(loaded: Config, name: str, last: int) -> tuple[list[Any], list[Tried]]:
-    from turnout.cli import _service
+    from turnout.cli import opened
     from turnout.history import History
-    from turnout.log.sqlite import SQLiteLog
 
     target = await _target(loaded, name)
-    service = _service(loaded)
-    if isinstance(service.log, SQLiteLog) and not service.log.path.exists():
-        return [], []  # Turnout never ran here: nothing kept
-    await service.store.start()
-    if isinstance(service.log, SQLiteLog):
-        await service.log.open_to_read()  # reading needs no writer beside a running server's
-    else:
-        await service.log.start()
     sources = set(target.sources)
-    try:
+    async with opened(loaded, log=True) as service:
+        if service is None:
+            return [], []
         calls = await History(service.log, service.store).recent(
             lambda message: not sources or message.get("source") in sources, last
         )
-    finally:
-        await service.log.close()
-        await service.store.close()
     run = target.playbook, target.destination, target.settings
     return calls, [try_call(*run, call.message) for call in calls]
 
