@@ -201,3 +201,34 @@ def test_bad_requests_are_refused_naming_the_field_and_change_nothing(
     turnout.post("/v1/track", {"userId": "a", "event": "Still Here"})
     wait_until(lambda: _events(emulator, "a") == ["Still Here"], what="a's call")
     assert turnout.api("GET", "/privacy/requests/pr_0").status_code == 404
+
+
+def test_a_call_in_flight_when_its_person_is_deleted_leaves_no_record(
+    turnout: TurnoutProcess, emulator: CustomerIOEmulator, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    emulator.faults.hang_next(1, seconds=4)  # held, then answered 504: a fate to record later
+    turnout.post("/v1/track", {"userId": "in-flight-8W", "event": "Held"})
+    wait_until(lambda: not emulator.faults.active, what="the call in flight")
+
+    request = _request(turnout, {"action": "delete", "user_ids": ["in-flight-8W"]})
+    done = _finished(turnout, request["id"])
+    assert done["status"] == "done"
+    steps = {s["name"]: (s["status"], s["count"]) for s in done["steps"]}
+    assert steps == {"log": ("done", 1), "store": ("done", 0)}  # erased while still in flight
+    assert [(c["name"], c["destination"]) for c in done["connections"]] == [("cio", "done")]
+
+    # A later call's fate is written after the held one's would have been: by then the lane has
+    # written everything it had of the deleted person's, and none of it may be on disk.
+    turnout.post("/v1/track", {"userId": "after-3", "event": "Later"})
+
+    def later_recorded() -> bool:
+        trace = turnout.api("GET", "/people", params={"user_id": "after-3"}).json()
+        return [d["fate"] for c in trace["calls"] for d in c["deliveries"]] == ["delivered"]
+
+    wait_until(later_recorded, what="the later call's record")
+    sent = [r for r in emulator.requests if "in-flight-8W" in json.dumps(r.body) + r.path]
+    assert [(r.status, [item["action"] for item in r.body["batch"]]) for r in sent] == [
+        (504, ["event"]), (200, ["delete"])
+    ]  # the held send, then the deletion after its answer; never the call again
+    assert _files_holding(data, b"in-flight-8W") == []

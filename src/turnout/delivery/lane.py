@@ -113,7 +113,7 @@ class Lane:
         self._skip: set[int] = set()
         self._cursor = 0
         self._position = 0
-        self._outcomes = Outcomes(self.name, store, tap)
+        self._outcomes = Outcomes(self.name, store, tap, privacy)
         self._probe = CredentialsProbe(self.name)
         self._in_flight = 0
         self._wake = asyncio.Event()

@@ -8,7 +8,9 @@ written in batches by `write`, which the lane calls before it commits its positi
 is only ever passed by the position once its fate is in the store.
 
 A privacy notice is reported to its request and never recorded: a record would name the
-person the request is about.
+person the request is about. Nor is the fate of a call whose person was deleted while it was
+in flight or waiting to be written: the deletion may have erased the store already, and the
+record would bring them back.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from turnout import metrics
 from turnout.delivery.work import Pending
 from turnout.destinations.base import SendResult, Status
 from turnout.privacy.forwarding import DONE, FAILED, RETRYING
+from turnout.privacy.suppression import PrivacyList
 from turnout.store.base import StateStore
 from turnout.store.models import DeadLetter, DeliveryRecord, Fate
 from turnout.tap import Tap
@@ -29,10 +32,13 @@ from turnout.tap import Tap
 class Outcomes:
     """One connection's outcomes, kept until the lane's next flush writes them."""
 
-    def __init__(self, connection: str, store: StateStore, tap: Tap) -> None:
+    def __init__(
+        self, connection: str, store: StateStore, tap: Tap, privacy: PrivacyList | None = None
+    ) -> None:
         self._connection = connection
         self._store = store
         self._tap = tap
+        self._privacy = privacy
         self._records: list[DeliveryRecord] = []
         self._letters: list[DeadLetter] = []
         self._replayed: list[int] = []
@@ -129,6 +135,10 @@ class Outcomes:
         records, self._records = self._records, []
         letters, self._letters = self._letters, []
         replayed, self._replayed = self._replayed, []
+        privacy = self._privacy
+        if privacy is not None and privacy.deleted:  # checked last thing before writing
+            records = [r for r in records if not privacy.erased(r.person, r.offset)]
+            letters = [d for d in letters if not privacy.erased(d.person, d.offset)]
         if letters:
             await self._store.add_dead_letters(letters)
         if records:

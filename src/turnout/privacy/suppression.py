@@ -53,8 +53,13 @@ class PrivacyList:
         """Why a lane must not deliver this stored call, or None when it may."""
         if message.user_id in self.users or message.anonymous_id in self.anonymous:
             return SUPPRESSED
-        if self.deleted:
-            upto = self.deleted.get(self.hasher("person", person))
-            if upto is not None and offset <= upto:
-                return DELETED
+        if self.erased(person, offset):
+            return DELETED
         return None
+
+    def erased(self, person: str, offset: int) -> bool:
+        """Whether the call at `offset` is one of a deleted person's: nothing may record it."""
+        if not self.deleted:
+            return False
+        upto = self.deleted.get(self.hasher("person", person))
+        return upto is not None and offset <= upto
