@@ -314,6 +314,14 @@ def trace(
     limit: Annotated[
         int, typer.Option(min=1, help="With --user/--anonymous-id: show at most this many calls")
     ] = PERSON_CALLS,
+    fixtures: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --user/--anonymous-id: also write each call shown to this directory, as "
+            "a fixture for `turnout playbook test` (MESSAGE_ID.json)",
+            file_okay=False,
+        ),
+    ] = None,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -324,12 +332,15 @@ def trace(
             "error: give one of MESSAGE_ID, --user ID or --anonymous-id ID", fg="red", err=True
         )
         raise typer.Exit(2)
+    if fixtures is not None and message_id is not None:
+        typer.secho("error: --fixtures goes with --user or --anonymous-id", fg="red", err=True)
+        raise typer.Exit(2)
     loaded = _load(config, data_dir)
     if user is not None:
-        _trace_person(loaded, "userId", user, after, limit)
+        _trace_person(loaded, "userId", user, after, limit, fixtures)
         return
     if anonymous_id is not None:
-        _trace_person(loaded, "anonymousId", anonymous_id, after, limit)
+        _trace_person(loaded, "anonymousId", anonymous_id, after, limit, fixtures)
         return
     assert message_id is not None
 
@@ -353,7 +364,9 @@ def trace(
             typer.echo(f"  answered: {r.response[:500]}")
 
 
-def _trace_person(loaded: Config, identity: Identity, value: str, after: int, limit: int) -> None:
+def _trace_person(
+    loaded: Config, identity: Identity, value: str, after: int, limit: int, fixtures: Path | None
+) -> None:
     """Every call of one person the log keeps, oldest first, each with its fate per connection."""
     from turnout.history import PersonCalls, call_label
 
@@ -385,6 +398,13 @@ def _trace_person(loaded: Config, identity: Identity, value: str, after: int, li
             typer.echo(f"  {r.connection}: {r.fate.value}{attempts}{detail}")
     if found.more_after is not None:
         typer.echo(f"more calls follow: turnout trace {flag} {value} --after {found.more_after}")
+    if fixtures is not None:
+        from turnout.playbooks.fixtures import write_fixture
+
+        fixtures.mkdir(parents=True, exist_ok=True)
+        for call in found.calls:
+            write_fixture(fixtures, call.message_id, call.message)
+        typer.echo(f"wrote {len(found.calls)} fixture(s) to {fixtures}")
 
 
 @app.command("check-connection")

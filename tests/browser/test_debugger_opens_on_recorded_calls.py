@@ -3,6 +3,7 @@ before a restart) are there at once, with their fates; a person is looked up fro
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,17 @@ def test_the_debugger_opens_on_the_recorded_calls_and_finds_a_person(
     )
     expect(page.locator(".feed-mark")).to_have_count(1)
     page.screenshot(path=str(tmp_path / "debugger.png"), full_page=True)
+
+    # The newest call, downloaded as a fixture: the call as stored, as `trace --fixtures` writes it.
+    rows.first.locator("summary").click()
+    with page.expect_download() as downloading:
+        rows.first.get_by_text("Download as fixture").click()
+    download = downloading.value
+    saved = tmp_path / "downloaded.json"
+    download.save_as(saved)
+    stored = restarted.api("GET", "/people", params={"user_id": "ada"}).json()["calls"][-1]
+    assert download.suggested_filename == "b-3.json"
+    assert saved.read_text() == json.dumps(stored["message"], indent=2, sort_keys=True) + "\n"
 
     page.fill("#p-id", "ada")
     page.click("button:has-text('Look up')")

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -350,6 +351,30 @@ def test_trace_refuses_two_look_ups_at_once_and_says_when_nothing_is_kept(
     assert "error: give one of MESSAGE_ID, --user ID or --anonymous-id ID" in both.stderr
     nobody = trace(recorded.turnout, "--user", "nobody")
     assert (nobody.returncode, nobody.stdout) == (1, "no call with userId nobody is kept\n")
+
+
+def test_trace_writes_the_calls_as_fixtures_that_playbook_test_runs(
+    recorded: Recorded, tmp_path: Path
+) -> None:
+    kept = tmp_path / "fixtures"
+    result = trace(recorded.turnout, "--user", "ada", "--fixtures", str(kept))
+    assert result.returncode == 0
+    assert result.stdout == ADA + f"wrote 6 fixture(s) to {kept}\n"
+    calls = recorded.turnout.api("GET", "/people", params={"user_id": "ada"}).json()["calls"]
+    assert sorted(p.name for p in kept.iterdir()) == [f"m-{i}.json" for i in range(1, 7)]
+    for call in calls:
+        written = (kept / f"{call['message_id']}.json").read_text()
+        assert written == json.dumps(call["message"], indent=2, sort_keys=True) + "\n"
+    tested = subprocess.run(
+        [sys.executable, "-m", "turnout", "playbook", "test", "cio", "--fixtures", str(kept),
+         "--config", str(recorded.turnout.config)],
+        capture_output=True, text=True, env=recorded.turnout.env, timeout=60,
+    )  # fmt: skip
+    assert (tested.returncode, tested.stdout.splitlines()[-1]) == (0, "6 fixture(s) run")
+    both = trace(recorded.turnout, "m-1", "--fixtures", str(kept))
+    assert (both.returncode, both.stderr) == (
+        2, "error: --fixtures goes with --user or --anonymous-id\n"
+    )  # fmt: skip
 
 
 def test_the_api_and_the_person_page_show_the_same_calls(recorded: Recorded) -> None:

@@ -36,6 +36,29 @@
     return chip;
   };
 
+  // The call as stored, saved as a file for `turnout playbook test --fixtures` (the same name
+  // `turnout trace --fixtures` gives it). The file is made when the link is clicked.
+  function fixtureLink(m) {
+    const link = el("a", "small fixture", "Download as fixture");
+    let name = String(m.messageId || "").replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 100);
+    name = name.replace(/^\.+/, "") || "call";
+    if (name.endsWith(".expected")) name += "_";
+    link.download = name + ".json";
+    link.href = "#";
+    link.addEventListener("click", () => {
+      const text = JSON.stringify(sorted(m), null, 2) + "\n";
+      link.href = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+      setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+    });
+    return link;
+  }
+  // Keys in order at every depth, as the command line writes them: a fixture diffs cleanly.
+  const sorted = (value) => {
+    if (Array.isArray(value)) return value.map(sorted);
+    if (value === null || typeof value !== "object") return value;
+    return Object.fromEntries(Object.keys(value).sort().map((key) => [key, sorted(value[key])]));
+  };
+
   function insert(node) {
     if (empty) empty.remove();
     feed.prepend(node);
@@ -67,7 +90,7 @@
     original.append(el("h4", "", "Payload as stored"), el("pre", "code", pretty(m)));
     const link = el("a", "small", "Full trace →");
     link.href = base + "/messages/" + encodeURIComponent(m.messageId || "");
-    original.append(link);
+    original.append(link, " ", fixtureLink(m));
     const deliveries = el("div");
     deliveries.append(el("h4", "", "What each connection made of it"));
     const none = el("p", "hint", "Waiting for the connections…");
