@@ -10,6 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
+
+# Assertions wait as long as actions do: on a shared 2-core machine a page that posts, redirects
+# and renders can take longer than Playwright's 5 s default.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture

@@ -46,21 +46,26 @@ def _sent_ids(emulator: CustomerIOEmulator) -> Counter[str]:
 
 
 def test_one_person_order_survives_retries_while_others_flow(
-    turnout: TurnoutProcess, emulator: CustomerIOEmulator
+    tmp_path: Path, emulator: CustomerIOEmulator
 ) -> None:
+    # Backoff capped at 2 s: a send failing six times in a row (0.3^6 of them) would otherwise
+    # wait up to a minute, and this is about order, not about how long backoff lasts.
+    config = write_config(tmp_path, started_url(emulator), extra="max_backoff_s = 2")
     emulator.faults.fail_fraction(0.3, status=503)
     batch = [{"type": "track", "userId": f"p{i % 5}", "event": f"n {i}"} for i in range(100)]
-    for start in range(0, 100, 20):
-        assert turnout.post("/v1/batch", {"batch": batch[start : start + 20]}).status_code == 200
-    for person in (f"p{k}" for k in range(5)):
+    with TurnoutProcess(config) as turnout:
+        for start in range(0, 100, 20):
+            body = {"batch": batch[start : start + 20]}
+            assert turnout.post("/v1/batch", body).status_code == 200
+        for person in (f"p{k}" for k in range(5)):
 
-        def twenty_events(p: str = person) -> list[str] | None:
-            events = _events(emulator, p)
-            return events if len(events) == 20 else None
+            def twenty_events(p: str = person) -> list[str] | None:
+                events = _events(emulator, p)
+                return events if len(events) == 20 else None
 
-        names = wait_until(twenty_events, timeout=60, what=f"twenty events of {person}")
-        numbers = [int(n.split()[1]) for n in names]
-        assert numbers == sorted(numbers), f"{person} out of order: {numbers}"
+            names = wait_until(twenty_events, timeout=60, what=f"twenty events of {person}")
+            numbers = [int(n.split()[1]) for n in names]
+            assert numbers == sorted(numbers), f"{person} out of order: {numbers}"
     emulator.faults.clear()
 
 
