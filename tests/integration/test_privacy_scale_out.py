@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -322,3 +323,42 @@ def test_a_deletion_made_while_no_process_delivers_is_done_by_the_next_one(
     assert _messages_holding(cluster.stream, gone) == 0
     assert _tables_holding(cluster.schema, gone) == []
     assert _messages_holding(cluster.stream, kept) == 1
+
+
+def test_a_deletion_whose_delivering_process_dies_is_finished_by_the_one_taking_over(
+    cluster: Cluster, emulator: CustomerIOEmulator
+) -> None:
+    """The process delivering the person's partition is killed (kill -9) while Customer.io
+    holds the deletion it sent; the process that takes the partition over tells Customer.io
+    again (deleting twice is harmless), and the request finishes with nothing of them left."""
+    front, one, two = _three(cluster)
+    person = _people("moved", owned_partitions(two), 1)[0]
+    front.post("/v1/identify", {"userId": person, "traits": {"email": f"{person}@x.io"}})
+    front.post("/v1/track", {"userId": person, "event": "Seen"})
+    _wait_events(emulator, person, ["Seen"])
+
+    emulator.faults.hang_next(1, seconds=20)  # the next request: the deletion, held unanswered
+    request = _request(front, {"action": "delete", "user_ids": [person]})
+    wait_until(lambda: not emulator.faults.active, timeout=30, what="the deletion in flight")
+    two.kill()
+    wait_until(
+        lambda: owned_partitions(one) == set(range(PARTITIONS)),
+        timeout=60,
+        what="the partitions taken over",
+    )
+
+    done = _finished(front, request["id"])
+    assert done["status"] == "done", done
+    assert {s["name"]: s["status"] for s in done["steps"]} == {"log": "done", "store": "done"}
+    assert [(c["name"], c["destination"], c["count"]) for c in done["connections"]] == [
+        ("cio", "done", 1)
+    ]
+    assert emulator.state.person(person) is None
+    assert _tables_holding(cluster.schema, person) == []
+    assert _messages_holding(cluster.stream, person) == 0
+    deletions = [
+        r for r in emulator.requests
+        if person in json.dumps(r.body) and '"action": "delete"' in json.dumps(r.body)
+    ]  # fmt: skip
+    assert [r.fault for r in deletions] == ["hang", None]  # held at `two`, sent again by `one`
+    assert deletions[-1].status == 200
