@@ -23,6 +23,9 @@ medians are printed.
     .venv/bin/python bench/playbook.py                  # 20,000 messages, 7 rounds
     .venv/bin/python bench/playbook.py --messages 50000 --rounds 3
     .venv/bin/python bench/playbook.py --profile        # cProfile of the shaped path, top 25
+    .venv/bin/python bench/playbook.py --only shaped    # one side once, as a lane meets the
+                                                        # calls, for a timer or profiler outside
+                                                        # (`--only none`: the setup alone)
 """
 
 from __future__ import annotations
@@ -200,6 +203,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--only", choices=["plain", "shaped", "none"])
     args = parser.parse_args()
 
     messages = [_message(i) for i in range(args.messages)]
@@ -208,6 +212,11 @@ def main() -> None:
     with_playbook = shaped(playbook)
     # Same work in both: every message maps to operations (nothing of the mix is dropped).
     assert plain(messages[:200]) == with_playbook(messages[:200]) > 0
+    if args.only is not None:
+        run = {"plain": plain, "shaped": with_playbook, "none": lambda batch: 0}[args.only]
+        for [batch] in lane_batches(stored, 1)():
+            run(batch)
+        return
     if args.profile:
         profiler = cProfile.Profile()
         profiler.runcall(with_playbook, messages)
