@@ -72,6 +72,8 @@ def shape_and_map(
 
 
 def _outcome(shaped: Shaped, destination: Destination, settings: Any, message: Message) -> Shaping:
+    """What the playbook's verdict on `message` comes to once the destination has mapped
+    whatever it lets through (see the module's note)."""
     typed = shaped.typed
     if typed is not None:  # one message out, typed already
         return Shaping(_joined(shaped, destination.map(typed, settings)), shaped, [typed])
