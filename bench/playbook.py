@@ -130,7 +130,7 @@ def shaped(playbook: Playbook) -> Run:
     def run(messages: list[Message]) -> int:
         operations = 0
         for message in messages:
-            result = map_shaped(playbook, CUSTOMERIO, SETTINGS, message)
+            result, _ = map_shaped(playbook, CUSTOMERIO, SETTINGS, message)
             operations += len(result.operations)
         return operations
 

@@ -146,3 +146,13 @@ def test_edit_try_save_and_roll_back_a_playbook(
         3,
     )
     assert _events(emulator, "bo") == ["purchase"]
+
+    # The live debugger shows, per connection, the revision and the rules that touched a call.
+    page.goto(turnout.url + "/dashboard/debugger")
+    expect(page.locator("#live")).to_have_text("Live")
+    _track(turnout, "cy", "Order Completed", "m-live")
+    row = page.locator("details.msg[data-id='m-live']")
+    expect(row.locator("summary .fates")).to_have_text("cio: delivered")
+    row.locator("summary").click()
+    expect(row.locator(".delivery .rules-applied")).to_have_text("Playbook revision 3: rule 2")
+    page.screenshot(path=str(tmp_path / "debugger-rules.png"), full_page=True)

@@ -33,8 +33,9 @@ def call(**fields: Any) -> Message:
 def run(rules: list[dict[str, Any]], message: Message, **options: Any) -> MapResult:
     """The outcome, which the lane's `map_shaped` and the preview's `shape_and_map` agree on."""
     playbook = Playbook.compile(rules, **options)
-    result = map_shaped(playbook, CUSTOMERIO, SETTINGS, message)
-    assert shape_and_map(playbook, CUSTOMERIO, SETTINGS, message).result == result
+    result, shaped = map_shaped(playbook, CUSTOMERIO, SETTINGS, message)
+    shaping = shape_and_map(playbook, CUSTOMERIO, SETTINGS, message)
+    assert (shaping.result, shaping.shaped) == (result, shaped)
     return result
 
 

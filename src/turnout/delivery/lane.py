@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -347,6 +348,7 @@ class Lane:
         beyond the per-person cap: replays are few and chosen by a user."""
         self._m_received.inc()
         playbook = self._playbook
+        rules_applied: Sequence[str] = ()
         try:
             message = spec_message.decode(payload)
             withheld = self._privacy.verdict(message, person, offset) if self._privacy else None
@@ -366,7 +368,8 @@ class Lane:
             if playbook is None:
                 mapped = self._destination.map(message, self._settings)
             else:
-                mapped = map_shaped(playbook, self._destination, self._settings, message)
+                mapped, shaped = map_shaped(playbook, self._destination, self._settings, message)
+                rules_applied = shaped.rules_applied
             message_id = message.message_id
         except Exception as exc:  # a mapping bug must cost one message, not the lane
             logger.exception("lane %s: cannot map message at offset %s", self.name, offset)
@@ -382,6 +385,7 @@ class Lane:
             mapped=mapped,
             replay_of=replay_of,
             playbook_revision=self._revision,
+            rules_applied=rules_applied,
         )
         if mapped.filtered is not None:
             self._resolve(pending, Fate.FILTERED, mapped.filtered)

@@ -124,6 +124,7 @@ class Outcomes:
                     "fate": fate.value,
                     "detail": detail,
                     "playbook_revision": pending.playbook_revision,
+                    "rules_applied": list(pending.rules_applied),
                     "operations": [msgspec.to_builtins(op) for op in pending.mapped.operations],
                     "request": result.request if result else "",
                     "response": result.response if result else "",

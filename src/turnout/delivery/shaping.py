@@ -52,15 +52,15 @@ class Shaping:
 
 def map_shaped(
     playbook: Playbook, destination: Destination, settings: Any, message: Message
-) -> MapResult:
-    """What a lane does with `message`: the `result` of `shape_and_map`, without the record of
-    how it came about, so the usual case (one message out, made typed by `shape`) costs the
-    destination's `map` and little more."""
+) -> tuple[MapResult, Shaped]:
+    """What a lane does with `message`: the `result` of `shape_and_map` and what the playbook
+    made of the call, without the rest of the record, so the usual case (one message out, made
+    typed by `shape`) costs the destination's `map` and little more."""
     shaped = playbook.shape(message)
     typed = shaped.typed
     if typed is not None:
-        return _joined(shaped, destination.map(typed, settings))
-    return _outcome(shaped, destination, settings, message).result
+        return _joined(shaped, destination.map(typed, settings)), shaped
+    return _outcome(shaped, destination, settings, message).result, shaped
 
 
 def shape_and_map(

@@ -9,6 +9,7 @@ key instead: the position never waits for them, and no key is ever mistaken for 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from turnout.destinations.base import MapResult
@@ -44,4 +45,5 @@ class Pending:
     first_failure: float | None = None
     replay_of: int | None = None  # the id of the dead letter this replays
     playbook_revision: int | None = None  # the revision that shaped it (None: no playbook)
+    rules_applied: Sequence[str] = ()  # its rules whose condition matched (the live debugger's)
     ticket: Ticket | None = None  # set when this tells the destination of a privacy request

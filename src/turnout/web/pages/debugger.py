@@ -157,6 +157,8 @@ def _delivery(item: Item) -> Item:
         "fate": str(item["fate"]),
         "detail": str(item.get("detail") or ""),
         "attempts": item.get("attempts"),
+        "playbook_revision": item.get("playbook_revision"),
+        "rules_applied": [str(rule) for rule in item.get("rules_applied") or ()],
         "operations": list(item.get("operations") or []),
         "request": str(item.get("request") or ""),
         "response": str(item.get("response") or ""),

@@ -90,7 +90,7 @@
     original.append(el("h4", "", "Payload as stored"), el("pre", "code", pretty(m)));
     const link = el("a", "small", "Full trace →");
     link.href = base + "/messages/" + encodeURIComponent(m.messageId || "");
-    original.append(link, " ", fixtureLink(m));
+    original.append(link, " · ", fixtureLink(m));
     const deliveries = el("div");
     deliveries.append(el("h4", "", "What each connection made of it"));
     const none = el("p", "hint", "Waiting for the connections…");
@@ -116,6 +116,11 @@
     title.append(document.createTextNode(item.connection + " "), fateChip(item.fate));
     block.append(title);
     if (item.detail) block.append(el("p", "", item.detail));
+    if (item.rules_applied && item.rules_applied.length) {
+      const rules = el("p", "rules-applied", "Playbook revision " + item.playbook_revision + ": ");
+      rules.append(el("span", "", item.rules_applied.join(", ")));
+      block.append(rules);
+    }
     if (item.operations && item.operations.length) {
       block.append(el("h4", "", "Operations"), el("pre", "code", pretty(item.operations)));
     }
