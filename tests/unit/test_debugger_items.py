@@ -34,7 +34,8 @@ def test_each_kind_is_formatted_by_its_own_rule() -> None:
         {"message": CALL, "label": "https://x.test/pricing", "size": None, "at": 5.0},
     )
     delivery = {"kind": "delivery", "connection": "cio", "message_id": "m-1", "fate": "filtered"}
-    assert _data(follower.render({**delivery, "detail": "a rule", "at": 6.0})) == (
+    shaped = {"playbook_revision": 3, "rules_applied": ['rule 1 "no tests"']}
+    assert _data(follower.render({**delivery, "detail": "a rule", **shaped, "at": 6.0})) == (
         "delivery",
         {
             "connection": "cio",
@@ -42,6 +43,8 @@ def test_each_kind_is_formatted_by_its_own_rule() -> None:
             "fate": "filtered",
             "detail": "a rule",
             "attempts": None,
+            "playbook_revision": 3,
+            "rules_applied": ['rule 1 "no tests"'],
             "operations": [],
             "request": "",
             "response": "",
