@@ -150,6 +150,9 @@ def test_edit_try_save_and_roll_back_a_playbook(
     # The live debugger shows, per connection, the revision and the rules that touched a call.
     page.goto(turnout.url + "/dashboard/debugger")
     expect(page.locator("#live")).to_have_text("Live")
+    kept = page.locator("details.msg[data-id='m-keep']")  # from the store: the revision only
+    kept.locator("summary").click()
+    expect(kept.locator(".delivery .rules-applied")).to_have_text("Playbook revision 3")
     _track(turnout, "cy", "Order Completed", "m-live")
     row = page.locator("details.msg[data-id='m-live']")
     expect(row.locator("summary .fates")).to_have_text("cio: delivered")

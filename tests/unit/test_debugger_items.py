@@ -51,6 +51,8 @@ def test_each_kind_is_formatted_by_its_own_rule() -> None:
             "at": 6.0,
         },
     )
+    # Without a playbook, or read back from the store: the rules are not known (None).
+    assert _data(follower.render({**delivery, "at": 6.5}))[1]["rules_applied"] is None
     reject = {"kind": "rejected", "source": "web", "code": "missing_event", "at": 7.0}
     assert _data(follower.render({**reject, "message": "event: required", "payload": "{}"})) == (
         "rejected",

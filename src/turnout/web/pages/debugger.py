@@ -158,7 +158,7 @@ def _delivery(item: Item) -> Item:
         "detail": str(item.get("detail") or ""),
         "attempts": item.get("attempts"),
         "playbook_revision": item.get("playbook_revision"),
-        "rules_applied": [str(rule) for rule in item.get("rules_applied") or ()],
+        "rules_applied": _rules(item.get("rules_applied")),
         "operations": list(item.get("operations") or []),
         "request": str(item.get("request") or ""),
         "response": str(item.get("response") or ""),
@@ -208,6 +208,12 @@ async def _recorded(site: Site, filters: Filters) -> list[Item]:
     return [item for _, items in groups[-RECORDED:] for item in items]
 
 
+def _rules(rules: Any) -> list[str] | None:
+    """The rules that applied, or None when they are not known (a record read back from the
+    store names the playbook revision only)."""
+    return None if rules is None else [str(rule) for rule in rules]
+
+
 def _delivery_item(record: DeliveryRecord) -> Item:
     return {
         "kind": "delivery",
@@ -216,6 +222,8 @@ def _delivery_item(record: DeliveryRecord) -> Item:
         "fate": record.fate.value,
         "detail": record.detail,
         "attempts": record.attempts,
+        "playbook_revision": record.playbook_revision,
+        "rules_applied": None,
         "request": record.request,
         "response": record.response,
         "at": record.updated_at,

@@ -116,10 +116,14 @@
     title.append(document.createTextNode(item.connection + " "), fateChip(item.fate));
     block.append(title);
     if (item.detail) block.append(el("p", "", item.detail));
-    if (item.rules_applied && item.rules_applied.length) {
-      const rules = el("p", "rules-applied", "Playbook revision " + item.playbook_revision + ": ");
-      rules.append(el("span", "", item.rules_applied.join(", ")));
-      block.append(rules);
+    // The revision that shaped it, and (seen live; a stored record does not keep them) the
+    // rules whose condition matched.
+    if (item.playbook_revision != null) {
+      let text = "Playbook revision " + item.playbook_revision;
+      if (item.rules_applied) {
+        text += item.rules_applied.length ? ": " + item.rules_applied.join(", ") : ": no rule applied";
+      }
+      block.append(el("p", "rules-applied", text));
     }
     if (item.operations && item.operations.length) {
       block.append(el("h4", "", "Operations"), el("pre", "code", pretty(item.operations)));
