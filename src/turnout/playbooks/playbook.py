@@ -181,10 +181,7 @@ class Playbook:
                     _return_shaped(source, "[_in]", "None", "[]", "[]", "None", "False",
                                    "_NO_FIELDS")  # fmt: skip
                 else:
-                    source.line("_m = dict(_in)")  # the top level is the run's own from the start
-                    source.line("_applied = []")
-                    source.line("_adjust = []")
-                    source.line("_fields = 0")
+                    _emit_run_start(source)
                     source.line(f"_kind = _m.get({source.name('type')})")  # no action changes it
                     with source.block("if _kind.__class__ is not str"):
                         source.line("_kind = None")
@@ -211,22 +208,26 @@ class Playbook:
 
     def _emit_shape_plan(self, source: Source, plan: tuple[int, ...]) -> None:
         """The dict of the fields `plan` touches, then what `apply` does with it."""
-        needed: set[str] | None = {"type"} | ({"context"} if self._consent is not None else set())
-        for rule in self._rules:
-            if rule.number in plan and needed is not None:
-                touched = rule.fields()
-                needed = None if touched is None else needed | touched
-        emit_as_dict(source, "_msg", "_in", None if needed is None else frozenset(needed))
+        emit_as_dict(source, "_msg", "_in", self._fields_read(plan))
         self._emit_consent(source)
         if not self._rules:
             _return_shaped(source, "[_in]", "None", "[]", "[]", "None", "False", "_NO_FIELDS",
                            typed="_msg")  # fmt: skip
             return
-        source.line("_m = dict(_in)")
-        source.line("_applied = []")
-        source.line("_adjust = []")
-        source.line("_fields = 0")
+        _emit_run_start(source)
         self._emit_plan(source, plan, original="_msg")
+
+    def _fields_read(self, plan: tuple[int, ...]) -> frozenset[str] | None:
+        """The top-level fields that consent and the rules of `plan` read or write; None (all
+        of them) when a rule has a function, which is handed the whole call."""
+        needed = {"type"} | ({"context"} if self._consent is not None else set())
+        for rule in self._rules:
+            if rule.number in plan:
+                touched = rule.fields()
+                if touched is None:
+                    return None
+                needed |= touched
+        return frozenset(needed)
 
     def _emit_consent(self, source: Source) -> None:
         """Lines returning the Shaped of a message in `_in` that consent filters."""
@@ -429,6 +430,15 @@ class _Recorded(_Frame):
         with source.block(f"for _k in {step}(_m, _run)"):
             source.line(f"_continue(dict(_k), {source.name(number, 'rule')}, _run)")
         source.line("return")
+
+
+def _emit_run_start(source: Source) -> None:
+    """The locals a run of the rules keeps its outcome in; the top level of the message is the
+    run's own from the start."""
+    source.line("_m = dict(_in)")
+    source.line("_applied = []")
+    source.line("_adjust = []")
+    source.line("_fields = 0")
 
 
 def _return_shaped(source: Source, *values: str, typed: str = "None") -> None:
